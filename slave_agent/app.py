@@ -1,0 +1,128 @@
+"""The slave agent's lifecycle: repair what a crash left, start, run until told to stop, shut down.
+
+Everything a court laptop runs lives on one asyncio loop; the SQLite writer is the one
+worker thread. A second Ctrl-C forces the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from shared.records import EventRecord
+from slave_agent.config import SlaveConfig
+from slave_agent.db.sessions import SessionBook
+from slave_agent.db.store import EventStore
+from slave_agent.ingest import UdpIngest
+
+__all__ = ["SlaveAgent", "run_agent"]
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_RELOAD_SECONDS = 2.0
+
+
+class SlaveAgent:
+    """One court: ingest, store and (when present) the publisher, wired together."""
+
+    def __init__(self, config: SlaveConfig):
+        self.config = config
+        self.store = EventStore(
+            config.data_dir, node_id=config.node.node_id, synchronous=config.store.synchronous
+        )
+        self.ingest = UdpIngest(
+            self.store,
+            queue_size=config.udp.queue_size,
+            max_batch=config.store.max_batch,
+            retry_seconds=config.store.retry_seconds,
+        )
+        self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_commit(self, listener: Callable[[list[EventRecord]], None]) -> None:
+        """Hear about every batch of events right after it is committed."""
+        self.ingest.listeners.append(listener)
+
+    async def async_startup(self) -> None:
+        """Repair first (sessions left open by a crash), then bind and serve."""
+        repaired = SessionBook(self.store.conn).repair_after_restart()
+        for session in repaired:
+            logger.warning(
+                "Closed %s session %d left open by an unclean stop (reason: %s)",
+                session.session_type, session.number, session.interruption_reason,
+            )
+        await self.ingest.async_start(
+            self.config.udp.host, self.config.udp.port, self.config.udp.receive_buffer_bytes
+        )
+        self._spawn(self._async_reload_context(), "context-reload")
+        day = self.store.day
+        logger.info(
+            "Court %r (node %s, epoch %s) ready; %s",
+            self.config.node.court, self.store.node_id, self.store.epoch[:8],
+            f"tagging events with {day.tournament_name} day {day.day_number}"
+            if day else "no active tournament day (set one with `restrike slave tournament`)",
+        )
+
+    async def async_shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.ingest.async_stop()
+        self.store.close()
+        logger.info(
+            "Stopped: %d datagrams received, %d events stored, %d dropped (queue full)",
+            self.ingest.stats.received, self.ingest.stats.stored_events,
+            self.ingest.stats.dropped_queue_full,
+        )
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _async_reload_context(self) -> None:
+        """Follow a tournament day activated from the CLI while the agent runs."""
+        while True:
+            await asyncio.sleep(CONTEXT_RELOAD_SECONDS)
+            before = self.store.day
+            await self.ingest.async_in_writer(self.store.reload_context)
+            if self.store.day != before:
+                day = self.store.day
+                logger.info(
+                    "Tournament context is now %s",
+                    f"{day.tournament_name} day {day.day_number}" if day else "none",
+                )
+
+
+async def run_agent(config: SlaveConfig, ready: Callable[[SlaveAgent], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; the second signal forces the exit."""
+    agent = SlaveAgent(config)
+    loop = asyncio.get_running_loop()
+    stop = agent.stopped
+
+    def _signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("Second %s: exiting now", signal.Signals(signum).name)
+            raise SystemExit(130)
+        logger.info("%s received: stopping (again to force)", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _signal, signum)
+    try:
+        await agent.async_startup()
+        if ready is not None:
+            ready(agent)
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await agent.async_shutdown()

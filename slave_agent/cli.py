@@ -1,0 +1,247 @@
+"""``restrike slave ...``: run a court's agent and look into its database."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.records import EventRecord
+from slave_agent.config import DEFAULT_DATA_DIR, ConfigError, SlaveConfig, load_config
+from slave_agent.db.store import EventFilter, EventStore
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The court slave agent: PSS ingest into SQLite, and its tools.", no_args_is_help=True)
+tournament_app = typer.Typer(help="Tournaments and days: the context every stored event carries.", no_args_is_help=True)
+app.add_typer(tournament_app, name="tournament")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (see deploy/slave.example.toml)", exists=False),
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", "-d", help=f"Folder of the SQLite database [default: {DEFAULT_DATA_DIR}]")
+]
+
+err = Console(stderr=True)
+
+
+def _config(config: Path | None, overrides: dict[str, Any]) -> SlaveConfig:
+    try:
+        return load_config(config, {k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        err.print(f"[red]Configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _open_store(config: Path | None, data_dir: Path | None) -> EventStore:
+    cfg = _config(config, {"data_dir": data_dir})
+    return EventStore(cfg.data_dir, node_id=cfg.node.node_id)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    udp_port: Annotated[int | None, typer.Option(help="UDP port for the scoring software [default: 8888]")] = None,
+    udp_host: Annotated[str | None, typer.Option(help="Address to listen on [default: 0.0.0.0]")] = None,
+    court: Annotated[str | None, typer.Option(help="Court name shown at the master")] = None,
+    node_id: Annotated[str | None, typer.Option(help="Stable node id (kept in the database when unset)")] = None,
+    pub_port: Annotated[int | None, typer.Option(help="ZeroMQ PUB port [default: 5570]")] = None,
+    router_port: Annotated[int | None, typer.Option(help="ZeroMQ ROUTER port [default: 5571]")] = None,
+    no_mdns: Annotated[bool, typer.Option("--no-mdns", help="Do not advertise over mDNS")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
+) -> None:
+    """Run the court agent until Ctrl-C or SIGTERM: listen for PSS, store every event, publish it."""
+    from slave_agent.app import run_agent
+
+    _setup_logging(verbose)
+    overrides: dict[str, Any] = {
+        "data_dir": data_dir,
+        "udp": {k: v for k, v in {"port": udp_port, "host": udp_host}.items() if v is not None},
+        "node": {k: v for k, v in {"court": court, "node_id": node_id}.items() if v is not None},
+        "publisher": {
+            k: v
+            for k, v in {"pub_port": pub_port, "router_port": router_port, "mdns": False if no_mdns else None}.items()
+            if v is not None
+        },
+    }
+    cfg = _config(config, overrides)
+    try:
+        asyncio.run(run_agent(cfg))
+    except OSError as exc:
+        err.print(f"[red]Cannot start:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command("validate-config")
+def validate_config(config: Annotated[Path, typer.Argument(help="TOML config file to check")]) -> None:
+    """Check a config file and print the settings it results in."""
+    cfg = _config(config, {})
+    typer.echo(cfg.model_dump_json(indent=2))
+    err.print("[green]Configuration is valid.[/green]")
+
+
+def _parse_time(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date/time such as 2025-07-28T15:40:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _event_json(record: EventRecord) -> dict[str, Any]:
+    data = record.model_dump(mode="json", exclude={"raw_datagram"})
+    data["timestamp"] = record.timestamp
+    data["raw_datagram"] = record.raw_datagram.decode("utf-8", "backslashreplace")
+    data["event_code"] = record.code
+    return data
+
+
+@app.command()
+def events(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json (one object per line) or csv")] = "table",
+    session: Annotated[int | None, typer.Option(help="Only events inside this OBS session (id)")] = None,
+    tournament: Annotated[str | None, typer.Option(help="Tournament name or UUID")] = None,
+    day: Annotated[str | None, typer.Option(help="Day: UUID, TOURNAMENT:N, or N of the active tournament")] = None,
+    match: Annotated[str | None, typer.Option(help="Match number, e.g. 101 or 245.A")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Category (repeatable): P TB H TH K W C I B CLK RND WIN R O")] = None,
+    since: Annotated[str | None, typer.Option(help="From this UTC time (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this UTC time (ISO 8601)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many events (the first ones)")] = None,
+) -> None:
+    """Print stored events, oldest first."""
+    if output_format not in ("table", "json", "csv"):
+        raise typer.BadParameter("choose table, json or csv", param_hint="--format")
+    store = _open_store(config, data_dir)
+    try:
+        flt = EventFilter(
+            session_id=session,
+            tournament=tournament,
+            day=day,
+            match_number=match,
+            categories=tuple(category or ()),
+            since_ms=_parse_time(since),
+            until_ms=_parse_time(until),
+            limit=limit,
+        )
+        rows = store.events(flt)
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if output_format == "json":
+        for record in rows:
+            sys.stdout.write(json.dumps(_event_json(record), ensure_ascii=False) + "\n")
+    elif output_format == "csv":
+        columns = ["seq", "timestamp", "event_code", "event_category", "valid", "match_number", "str_timestamp",
+                   "rec_timestamp", "ivr_link", "error", "raw"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for record in rows:
+            writer.writerow(_event_json(record))
+    else:
+        table = Table("seq", "time (UTC)", "code", "cat", "match", "stream", "raw", "problem")
+        for record in rows:
+            table.add_row(
+                str(record.seq), record.timestamp[11:23], record.code, record.event_category,
+                record.match_number or "", record.str_timestamp or "", record.raw,
+                "" if record.valid else f"[red]{record.error}[/red]",
+            )
+        Console().print(table)
+        err.print(f"{len(rows)} event(s)")
+
+
+@tournament_app.command("create")
+def tournament_create(
+    name: Annotated[str, typer.Argument(help="Tournament name")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    location: Annotated[str | None, typer.Option(help="Venue")] = None,
+    days: Annotated[int, typer.Option(min=1, max=30, help="Number of days to create")] = 1,
+    start_date: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD [default: today]")] = None,
+    uuid: Annotated[str | None, typer.Option(help="Reuse the master's tournament UUID")] = None,
+    activate: Annotated[bool, typer.Option(help="Make day 1 the active day")] = True,
+) -> None:
+    """Create a tournament with its days (and make day 1 active)."""
+    from datetime import date, timedelta
+
+    try:
+        first = date.fromisoformat(start_date) if start_date else date.today()
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--start-date") from None
+    store = _open_store(config, data_dir)
+    try:
+        t_uuid = store.create_tournament(
+            name, location=location, start_date=first.isoformat(),
+            end_date=(first + timedelta(days=days - 1)).isoformat(), tournament_uuid=uuid,
+        )
+        for number in range(1, days + 1):
+            store.add_day(t_uuid, number, (first + timedelta(days=number - 1)).isoformat())
+        if activate:
+            store.activate_day(t_uuid, 1)
+    finally:
+        store.close()
+    typer.echo(t_uuid)
+    err.print(f"Created {name!r} ({days} day(s)){', day 1 active' if activate else ''}.")
+
+
+@tournament_app.command("activate")
+def tournament_activate(
+    tournament: Annotated[str, typer.Argument(help="Tournament name or UUID")],
+    day: Annotated[int, typer.Argument(min=1, help="Day number")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Make a tournament day the context of every event stored from now on."""
+    store = _open_store(config, data_dir)
+    try:
+        ctx = store.activate_day(tournament, day)
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    err.print(f"Active: {ctx.tournament_name} day {ctx.day_number} ({ctx.date}); a running agent follows within seconds.")
+
+
+@tournament_app.command("list")
+def tournament_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Tournaments and their days; the active day is marked."""
+    store = _open_store(config, data_dir)
+    try:
+        items = store.tournaments()
+    finally:
+        store.close()
+    table = Table("tournament", "day", "date", "active", "uuid")
+    for t in items:
+        for d in t["days"] or [{"day_number": "", "date": "", "uuid": t["uuid"], "active": False}]:
+            table.add_row(t["name"], str(d["day_number"]), d["date"], "●" if d["active"] else "", d["uuid"])
+    Console().print(table)

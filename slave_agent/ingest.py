@@ -1,0 +1,182 @@
+"""From the UDP socket to committed rows: a thin receiving edge, a bounded queue, a batch writer.
+
+The socket callback only stamps and queues (nothing blocking on the event loop); the writer
+parses and commits whole batches in one worker thread, so a burst costs one transaction.
+Subscribers (publisher, match state, OBS triggers) hear about events only after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from shared.records import EventRecord
+from slave_agent.db.store import Datagram, EventStore, StoreBusy
+
+__all__ = ["IngestStats", "UdpIngest"]
+
+logger = logging.getLogger(__name__)
+
+CommitListener = Callable[[list[EventRecord]], None]
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters an operator (and the heartbeat) can read; nothing is lost without a count."""
+
+    received: int = 0
+    stored_events: int = 0
+    committed_batches: int = 0
+    dropped_queue_full: int = 0
+    store_retries: int = 0
+    last_error: str | None = None
+    started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, ingest: UdpIngest):
+        self.ingest = ingest
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.ingest.accept(data, f"{addr[0]}:{addr[1]}")
+
+    def error_received(self, exc: Exception) -> None:
+        logger.warning("UDP socket error (ingest continues): %s", exc)
+
+
+class UdpIngest:
+    """Owns the UDP endpoint, the queue and the writer task of one court."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        queue_size: int = 100_000,
+        max_batch: int = 1000,
+        retry_seconds: float = 0.5,
+    ):
+        self.store = store
+        self.stats = IngestStats()
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self.queue: asyncio.Queue[Datagram] = asyncio.Queue(maxsize=queue_size)
+        self.listeners: list[CommitListener] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._transport: asyncio.DatagramTransport | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._full_warned = False
+        self.address: tuple[str, int] | None = None
+
+    def accept(self, data: bytes, source: str | None) -> None:
+        """Stamp a datagram at receipt and queue it; counted, never silently dropped."""
+        self.stats.received += 1
+        try:
+            self.queue.put_nowait(Datagram(time.time_ns() // 1_000_000, data, source))
+        except asyncio.QueueFull:
+            self.stats.dropped_queue_full += 1
+            if not self._full_warned:
+                self._full_warned = True
+                logger.error(
+                    "Ingest queue full (%d datagrams waiting): the database is not keeping up; "
+                    "datagrams are being dropped and counted. Check the disk and the log above.",
+                    self.queue.maxsize,
+                )
+
+    async def async_start(self, host: str, port: int, receive_buffer: int) -> None:
+        """Bind the socket and start the writer; must run on the event loop."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                exc.errno, f"cannot listen for PSS on UDP {host}:{port}: {exc.strerror} "
+                "(is another agent or the scoring software's receiver using this port?)"
+            ) from None
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
+        self._transport = transport
+        self.address = transport.get_extra_info("sockname")[:2]
+        self._writer = asyncio.create_task(self._async_write_loop(), name="sqlite-batch-writer")
+        self._writer.add_done_callback(_log_task_failure)
+        logger.info("Listening for PSS datagrams on UDP %s:%d", *self.address)
+
+    async def async_stop(self, timeout: float = 5.0) -> None:
+        """Stop receiving, commit what is queued (bounded by ``timeout``), then stop the writer."""
+        if self._transport is not None:
+            self._transport.close()
+        if self._writer is not None:
+            try:
+                await asyncio.wait_for(self._drained(), timeout)
+            except TimeoutError:
+                logger.error(
+                    "Shutdown: %d queued datagrams could not be committed within %.0f s",
+                    self.queue.qsize(), timeout,
+                )
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def async_in_writer(self, fn: Callable[[], object]) -> object:
+        """Run ``fn`` on the writer thread, the only thread that touches the store's connection."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _drained(self) -> None:
+        await self.queue.join()
+
+    async def _async_write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            records = await self._async_commit(loop, batch)
+            for _ in batch:
+                self.queue.task_done()
+            self.stats.stored_events += len(records)
+            self.stats.committed_batches += 1
+            for listener in self.listeners:
+                try:
+                    listener(records)
+                except Exception:  # a listener's bug must never stop ingest
+                    logger.exception("Post-commit listener %r failed; ingest continues", listener)
+
+    async def _async_commit(self, loop: asyncio.AbstractEventLoop, batch: list[Datagram]) -> list[EventRecord]:
+        failures = 0
+        while True:
+            try:
+                records = await loop.run_in_executor(self._executor, self.store.write_batch, batch)
+            except StoreBusy as exc:
+                failures += 1
+                self.stats.store_retries += 1
+                self.stats.last_error = str(exc)
+                log = logger.error if failures == 1 else logger.debug
+                log(
+                    "Cannot write to %s (%s); %d events wait in memory and will be retried every "
+                    "%.1f s. Free disk space or close the program holding the database.",
+                    self.store.path, exc, len(batch) + self.queue.qsize(), self.retry_seconds,
+                )
+                await asyncio.sleep(self.retry_seconds)
+                continue
+            if failures:
+                logger.warning("Database writable again after %d retries; nothing was lost", failures)
+                self.stats.last_error = None
+            self._full_warned = False
+            return records
+
+
+def _log_task_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Writer task died", exc_info=task.exception())
+

@@ -1,0 +1,116 @@
+"""The SQLite store on its own: numbering, identity, match linking, flagged rows, busy and full."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from slave_agent.db.store import DB_FILENAME, Datagram, EventFilter, EventStore, StoreBusy
+
+T0 = 1_753_700_000_000
+
+
+def dg(text: str | bytes, at: int = T0) -> Datagram:
+    return Datagram(at, text if isinstance(text, bytes) else text.encode(), "127.0.0.1:9999")
+
+
+def test_seq_is_strictly_increasing_and_survives_reopen(tmp_path: Path) -> None:
+    store = EventStore(tmp_path, node_id="court-a")
+    first = store.write_batch([dg("clk;02:00"), dg("clk;01:59\r\nclk;01:58")])
+    epoch = store.epoch
+    store.close()
+    store = EventStore(tmp_path)
+    second = store.write_batch([dg("rnd;1")])
+    assert [r.seq for r in first + second] == [1, 2, 3, 4]
+    assert store.epoch == epoch and store.node_id == "court-a"
+    store.close()
+
+
+def test_a_new_database_file_is_a_new_epoch(tmp_path: Path) -> None:
+    a = EventStore(tmp_path / "a", node_id="court-a")
+    b = EventStore(tmp_path / "b", node_id="court-a")
+    assert a.epoch != b.epoch
+    a.close()
+    b.close()
+
+
+def test_rows_keep_everything_and_bad_input_is_flagged(store: EventStore) -> None:
+    raw = b"pt1;3\xff\r\n"
+    records = store.write_batch([dg(raw), dg("zz;1"), dg(b""), dg("pt2;2")])
+    assert [r.valid for r in records] == [False, False, False, True]
+    assert "invalid UTF-8" in (records[0].error or "")
+    assert records[1].error == "unknown message code 'zz'"
+    assert records[2].error == "empty datagram"
+    stored = store.events()
+    assert [r.raw_datagram for r in stored] == [raw, b"zz;1", b"", b"pt2;2"]
+    assert stored[3].event_category == "TB" and stored[3].parsed["points"] == 2
+    assert stored == records  # what is published equals what is stored
+
+
+def test_events_link_to_their_match_and_learn_its_number(store: EventStore) -> None:
+    load = ["pre;FightLoaded", "at1;A;A;CRO;at2;B;B;GER",
+            "mch;245.A;Final;M -87kg;0;#0000ff;#FFFFFF;#ff0000;#FFFFFF;null;Seniors;3;120;cntDown;22;5;",
+            "rdy;FightReady"]
+    store.write_batch([dg(load[0])])  # the number arrives in a later batch
+    store.write_batch([dg(x) for x in load[1:]])
+    store.write_batch([dg("pre;FightLoaded"), dg("clk;02:00")])
+    rows = store.events()
+    assert [r.match_number for r in rows] == ["245.A"] * 4 + [None, None]
+    assert len({r.match_uuid for r in rows[:4]}) == 1 and rows[4].match_uuid != rows[0].match_uuid
+
+
+def test_locked_database_raises_busy_and_changes_nothing(store: EventStore) -> None:
+    store.write_batch([dg("rnd;1")])
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreBusy, match="locked"):
+            store.write_batch([dg("rnd;2")])
+        assert store.last_seq == 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [r.seq for r in store.write_batch([dg("rnd;2")])] == [2]
+
+
+def test_full_database_raises_busy_then_recovers(store: EventStore) -> None:
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = [dg("wmh;" + "x" * 4000 + ";2-1 PTF") for _ in range(50)]
+    with pytest.raises(StoreBusy, match="full"):
+        store.write_batch(big)
+    assert store.count() == 0
+    store.conn.execute("PRAGMA max_page_count = 1073741823")
+    assert len(store.write_batch(big)) == 50
+
+
+def test_event_queries_filter_by_match_category_time_and_limit(store: EventStore) -> None:
+    t = store.create_tournament("Open", start_date="2025-07-28")
+    store.add_day(t, 1, "2025-07-28")
+    store.activate_day(t, 1)
+    store.write_batch([
+        dg("pre;FightLoaded", T0),
+        dg("mch;101;Final;M -68kg;0;#0000ff;#FFFFFF;#ff0000;#FFFFFF;null;Seniors;3;120;cntDown;20;5;", T0),
+        dg("pt1;3", T0 + 1000),
+        dg("pt2;1", T0 + 2000),
+        dg("wg1;0;wg2;1", T0 + 3000),
+    ])
+    assert [r.code for r in store.events(EventFilter(categories=("H", "P")))] == ["pt1", "pt2"]
+    assert [r.code for r in store.events(EventFilter(since_ms=T0 + 1500, until_ms=T0 + 3000))] == ["pt2", "wg1"]
+    assert len(store.events(EventFilter(match_number="101"))) == 5
+    assert len(store.events(EventFilter(match_number="102"))) == 0
+    assert len(store.events(EventFilter(tournament="Open", day="1", limit=2))) == 2
+    assert all(r.tournament_uuid == t for r in store.events())
+    with pytest.raises(LookupError):
+        store.events(EventFilter(tournament="Nope"))
+
+
+def test_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    EventStore(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this agent"):
+        EventStore(tmp_path)
