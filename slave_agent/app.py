@@ -16,6 +16,8 @@ from slave_agent.config import SlaveConfig
 from slave_agent.db.sessions import SessionBook
 from slave_agent.db.store import EventStore
 from slave_agent.ingest import UdpIngest
+from slave_agent.mdns import Advertiser
+from slave_agent.publisher import Publisher
 
 __all__ = ["SlaveAgent", "run_agent"]
 
@@ -40,6 +42,8 @@ class SlaveAgent:
         )
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.publisher: Publisher | None = None
+        self.advertiser: Advertiser | None = None
 
     def on_commit(self, listener: Callable[[list[EventRecord]], None]) -> None:
         """Hear about every batch of events right after it is committed."""
@@ -53,9 +57,30 @@ class SlaveAgent:
                 "Closed %s session %d left open by an unclean stop (reason: %s)",
                 session.session_type, session.number, session.interruption_reason,
             )
+        pub = self.config.publisher
+        self.publisher = Publisher(
+            self.store,
+            court=self.config.node.court,
+            host=pub.host,
+            pub_port=pub.pub_port,
+            router_port=pub.router_port,
+            heartbeat_seconds=pub.heartbeat_seconds,
+            extras=self._heartbeat_extras,
+        )
+        self.on_commit(self.publisher.publish)
         await self.ingest.async_start(
             self.config.udp.host, self.config.udp.port, self.config.udp.receive_buffer_bytes
         )
+        await self.publisher.async_start()
+        if pub.mdns:
+            self.advertiser = Advertiser(
+                node_id=self.store.node_id,
+                court=self.config.node.court,
+                pub_port=self.publisher.pub_port,
+                router_port=self.publisher.router_port,
+                interface=pub.mdns_interface,
+            )
+            await self.advertiser.async_start()
         self._spawn(self._async_reload_context(), "context-reload")
         day = self.store.day
         logger.info(
@@ -65,11 +90,23 @@ class SlaveAgent:
             if day else "no active tournament day (set one with `restrike slave tournament`)",
         )
 
+    def _heartbeat_extras(self) -> dict[str, object]:
+        stats = self.ingest.stats
+        return {
+            "received": stats.received,
+            "dropped": stats.dropped_queue_full,
+            "match": self.store.match_state.snapshot(),
+        }
+
     async def async_shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.advertiser is not None:
+            await self.advertiser.async_stop()
         await self.ingest.async_stop()
+        if self.publisher is not None:
+            await self.publisher.async_stop()
         self.store.close()
         logger.info(
             "Stopped: %d datagrams received, %d events stored, %d dropped (queue full)",

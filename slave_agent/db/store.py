@@ -7,6 +7,7 @@ life, ``seq`` rises strictly, so the master can ask for "everything after" exact
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sqlite3
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.match_state import MatchState
 from shared.pss import PssEvent, parse_datagram
 from shared.records import EventRecord
 from shared.stream_time import format_hms, stream_seconds
@@ -24,12 +26,15 @@ from slave_agent.db.schema import migrate
 
 __all__ = [
     "DB_FILENAME",
+    "RECORD_SELECT",
     "Datagram",
     "DayContext",
     "EventFilter",
     "EventStore",
     "StoreBusy",
     "connect",
+    "read_page",
+    "row_to_record",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,7 +50,7 @@ _INSERT_EVENT = (
     f"INSERT INTO pss_events_v2 ({_EVENT_COLUMNS}) "
     f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS.split(', ')))})"
 )
-_RECORD_SELECT = """
+RECORD_SELECT = """
     SELECT e.node_id, e.epoch, e.seq, e.received_ms, e.raw, e.raw_datagram, e.event_code,
            e.event_category, e.parsed_data, e.is_valid, e.error_message, e.processing_us,
            t.uuid, d.uuid, m.uuid, e.match_number, e.rec_timestamp, e.str_timestamp, e.ivr_link
@@ -54,6 +59,10 @@ _RECORD_SELECT = """
     LEFT JOIN tournament_days d ON d.id = e.tournament_day_id
     LEFT JOIN matches m ON m.id = e.match_id
 """
+
+
+#: Events whose first arrival is dated on the match row.
+_MATCH_MILESTONES = {"rdy": "ready_ms", "win": "finished_ms", "wmh": "finished_ms"}
 
 
 class StoreBusy(Exception):
@@ -138,6 +147,8 @@ class EventStore:
         self.last_seq: int = row[0]
         self.day: DayContext | None = self._load_active_day()
         self._match = self._load_current_match()
+        #: The current match folded from committed events (restarts empty: the next load fills it).
+        self.match_state = MatchState()
 
     # --- identity ---------------------------------------------------------------
 
@@ -164,6 +175,7 @@ class EventStore:
         so the caller keeps the batch and tries again.
         """
         seq, match = self.last_seq, self._match
+        state = copy.deepcopy(self.match_state)
         rows: list[tuple[Any, ...]] = []
         records: list[EventRecord] = []
         named_matches: list[_MatchLink] = []
@@ -178,11 +190,18 @@ class EventStore:
                     linked = self._link_match(event, match, dgram.received_ms)
                     if linked is not None and linked is not match and linked.number is not None:
                         named_matches.append(linked)
+                    if linked is not match and match is not None and linked is not None and linked.id != match.id:
+                        self._save_match(match, state)  # the previous match's final state
                     match = linked
+                    state.apply(event)
+                    if event.code in _MATCH_MILESTONES and event.valid and match is not None:
+                        self._mark_milestone(match, event.code, dgram.received_ms)
                     row, record = self._row(event, dgram, seq, match, parse_us)
                     rows.append(row)
                     records.append(record)
             self.conn.executemany(_INSERT_EVENT, rows)
+            if match is not None and rows:
+                self._save_match(match, state)
             named = {m.uuid: m for m in named_matches}
             for m in named.values():
                 self.conn.execute(
@@ -205,8 +224,30 @@ class EventStore:
         except sqlite3.DatabaseError as exc:  # SQLITE_FULL surfaces as DatabaseError
             self._rollback()
             raise StoreBusy(str(exc)) from exc
-        self.last_seq, self._match = seq, match
+        self.last_seq, self._match, self.match_state = seq, match, state
         return records
+
+    def _save_match(self, match: _MatchLink, state: MatchState) -> None:
+        """Project the folded state onto the ``matches`` row (one UPDATE per batch)."""
+        blue_rounds, red_rounds = state.rounds_won
+        self.conn.execute(
+            """UPDATE matches SET match_number = COALESCE(?, match_number), phase = ?, weight_class = ?,
+                   division = ?, blue_name = ?, blue_noc = ?, red_name = ?, red_noc = ?, status = ?,
+                   winner = ?, decision = ?, blue_rounds = ?, red_rounds = ?
+               WHERE id = ?""",
+            (
+                state.info.number, state.info.phase, state.info.weight_class, state.info.division,
+                state.blue.name or None, state.blue.noc or None, state.red.name or None,
+                state.red.noc or None, state.status.value, state.result.winner, state.result.decision,
+                state.result.blue_rounds if state.result.blue_rounds is not None else blue_rounds,
+                state.result.red_rounds if state.result.red_rounds is not None else red_rounds,
+                match.id,
+            ),
+        )
+
+    def _mark_milestone(self, match: _MatchLink, code: str, at_ms: int) -> None:
+        column = _MATCH_MILESTONES[code]
+        self.conn.execute(f"UPDATE matches SET {column} = COALESCE({column}, ?) WHERE id = ?", (at_ms, match.id))
 
     def _with_session_times(self, records: list[EventRecord]) -> list[EventRecord]:
         """The times the insert trigger filled in, so published records match the rows."""
@@ -454,7 +495,7 @@ class EventStore:
                    AND (s.end_ms IS NULL OR e.received_ms <= s.end_ms))"""
             )
             args.append(flt.session_id)
-        sql = _RECORD_SELECT
+        sql = RECORD_SELECT
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY e.epoch = ? , e.id"  # rows of older epochs first, then this one
@@ -462,7 +503,7 @@ class EventStore:
         if flt.limit is not None:
             sql += " LIMIT ?"
             args.append(flt.limit)
-        return [_record(row) for row in self.conn.execute(sql, args)]
+        return [row_to_record(row) for row in self.conn.execute(sql, args)]
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM pss_events_v2").fetchone()[0]
@@ -471,7 +512,7 @@ class EventStore:
         self.conn.close()
 
 
-def _record(row: Iterable[Any]) -> EventRecord:
+def row_to_record(row: Iterable[Any]) -> EventRecord:
     (node_id, epoch, seq, received_ms, raw, raw_datagram, code, category, parsed, valid, error,
      processing_us, t_uuid, d_uuid, m_uuid, match_number, rec_ts, str_ts, ivr) = row
     return EventRecord.model_construct(
@@ -495,6 +536,14 @@ def _record(row: Iterable[Any]) -> EventRecord:
         str_timestamp=str_ts,
         ivr_link=ivr,
     )
+
+
+def read_page(conn: sqlite3.Connection, epoch: str, after_seq: int, limit: int) -> list[EventRecord]:
+    """Events of one epoch after a seq, in order: the catch-up query (uses the (epoch, seq) index)."""
+    rows = conn.execute(
+        RECORD_SELECT + " WHERE e.epoch = ? AND e.seq > ? ORDER BY e.seq LIMIT ?", (epoch, after_seq, limit)
+    )
+    return [row_to_record(row) for row in rows]
 
 
 class _Transaction:

@@ -1,0 +1,83 @@
+"""The master's configuration: strict, commented in ``deploy/master.example.toml``.
+
+Precedence: command-line options > the TOML file > environment (``RESTRIKE_MASTER_...``,
+e.g. ``RESTRIKE_MASTER_DATABASE_URL``) > defaults. Without a database URL the master keeps
+an embedded SQLite file in its data folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from master.links import Endpoint
+
+__all__ = ["MasterConfig", "MasterConfigError", "load_master_config", "DEFAULT_MASTER_DIR"]
+
+DEFAULT_MASTER_DIR = Path("data/master")
+
+
+class MasterConfigError(Exception):
+    """A configuration that cannot be used, with a message fit for an operator."""
+
+
+class MasterConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESTRIKE_MASTER_", extra="forbid")
+
+    data_dir: Path = Field(DEFAULT_MASTER_DIR, title="Folder of the embedded database and logs")
+    database_url: str | None = Field(
+        None,
+        title="Central database",
+        description="e.g. postgresql+psycopg://restrike@dbhost/restrike; embedded SQLite when unset",
+    )
+    endpoints: list[str] = Field(
+        default_factory=list, title="Courts given by hand", description="HOST:PUB_PORT:ROUTER_PORT each"
+    )
+    mdns: bool = Field(True, title="Find courts by mDNS")
+    mdns_interface: str | None = Field(None, title="IP address of the interface to browse on")
+    heartbeat_seconds: float = Field(1.0, gt=0, le=30, title="Slaves' heartbeat interval (3 missed = offline)")
+    page_size: int = Field(2000, ge=10, le=20_000, title="Events per catch-up page")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_parse(cls, value: list[str]) -> list[str]:
+        for text in value:
+            Endpoint.parse(text)  # raises ValueError with the offending entry
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
+
+    def url(self) -> str:
+        from master.db.store import default_sqlite_url
+
+        return self.database_url or default_sqlite_url(self.data_dir)
+
+
+def load_master_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> MasterConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MasterConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise MasterConfigError(f"{path}: not valid TOML: {exc}") from None
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return MasterConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise MasterConfigError(f"{path or 'configuration'}: {problems}") from None

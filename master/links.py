@@ -1,0 +1,414 @@
+"""One link per court: SUB for live events and heartbeats, DEALER for catch-up; nothing lost.
+
+The rules (design, "Never lose an event"):
+
+* subscribe first, then ask for everything after what is stored; live events that
+  arrive meanwhile are buffered and replayed once the catch-up is done;
+* an event is accepted only if it is the next ``seq`` of the known epoch; a jump, a new
+  epoch, a heartbeat ahead of what is accepted, or a silent reconnect starts a catch-up;
+* accepted events go to the database in ``seq`` order through one pipeline per court,
+  so the highest stored ``seq`` of an epoch always means "everything up to here";
+* three missed heartbeats mark the court offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import zmq
+import zmq.asyncio
+
+from shared.records import EventRecord
+from shared.wire import (
+    TOPIC_EVENT,
+    TOPIC_HEARTBEAT,
+    Ack,
+    CatchupPage,
+    CatchupRequest,
+    EventMessage,
+    Heartbeat,
+    WireError,
+    decode,
+    encode,
+)
+from master.db.errors import CentralStoreUnavailable
+from master.db.store import CentralStore
+
+__all__ = ["DbWorker", "Endpoint", "LinkStats", "SlaveLink"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LIVE_BUFFER_LIMIT = 100_000
+PIPELINE_PAGES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a court's sockets are; ``node_id`` is known from mDNS, learnt from heartbeats otherwise."""
+
+    host: str
+    pub_port: int
+    router_port: int
+    node_id: str | None = None
+    source: str = "config"
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}:{self.pub_port}:{self.router_port}"
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """``HOST:PUB_PORT:ROUTER_PORT`` (or ``HOST:PUB_PORT``, ROUTER = PUB + 1)."""
+        parts = text.strip().rsplit(":", 2)
+        try:
+            if len(parts) == 3:
+                return cls(parts[0], int(parts[1]), int(parts[2]))
+            if len(parts) == 2:
+                return cls(parts[0], int(parts[1]), int(parts[1]) + 1)
+        except ValueError:
+            pass
+        raise ValueError(f"endpoint {text!r} is not HOST:PUB_PORT[:ROUTER_PORT]")
+
+
+class DbWorker:
+    """The central store behind one thread: every write is serialised and retried, never dropped."""
+
+    def __init__(self, store: CentralStore, retry_seconds: float = 1.0):
+        self.store = store
+        self.retry_seconds = retry_seconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-db")
+        self._down_since: float | None = None
+
+    async def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run a store method on the DB thread; wait and retry while the database is unavailable."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                result = await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+            except CentralStoreUnavailable as exc:
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    logger.error(
+                        "Central database unavailable (%s); events are held in memory and retried "
+                        "every %.0f s. Check that the database server is running.", exc, self.retry_seconds,
+                    )
+                await asyncio.sleep(self.retry_seconds)
+                continue
+            if self._down_since is not None:
+                logger.warning(
+                    "Central database back after %.1f s; storing held events", time.monotonic() - self._down_since
+                )
+                self._down_since = None
+            return result
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class LinkStats:
+    live_events: int = 0
+    duplicates: int = 0
+    catchups: int = 0
+    catchup_events: int = 0
+    stored: int = 0
+    bad_messages: int = 0
+    gaps: int = 0
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """How far this court's events are accepted (queued in order for storage)."""
+
+    epoch: str | None = None
+    accepted: int = 0
+    known: dict[str, int] = field(default_factory=dict)  # epoch -> highest stored seq, from the DB
+
+
+class SlaveLink:
+    """Keeps one court's events flowing into the central store, exactly once."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        ctx: zmq.asyncio.Context,
+        db: DbWorker,
+        *,
+        heartbeat_seconds: float = 1.0,
+        page_size: int = 2000,
+        request_timeout: float = 10.0,
+        on_change: Callable[[SlaveLink], None] | None = None,
+    ):
+        self.endpoint = endpoint
+        self.ctx = ctx
+        self.db = db
+        self.heartbeat_seconds = heartbeat_seconds
+        self.page_size = page_size
+        self.request_timeout = request_timeout
+        self.on_change = on_change or (lambda link: None)
+        self.node_id: str | None = endpoint.node_id
+        self.court: str | None = None
+        self.online = False
+        self.last_heartbeat: Heartbeat | None = None
+        self.stats = LinkStats()
+        self.cursor = _Cursor()
+        self._last_seen = 0.0
+        self._catching_up = False
+        self._request_id = 0
+        self._request_sent = 0.0
+        self._buffer: list[EventRecord] = []
+        self._buffer_overflowed = False
+        self._pipeline: asyncio.Queue[list[EventRecord]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sub = ctx.socket(zmq.SUB)
+        self.dealer = ctx.socket(zmq.DEALER)
+        for sock in (self.sub, self.dealer):
+            sock.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RCVHWM, 100_000)
+
+    @property
+    def name(self) -> str:
+        return self.court or self.node_id or self.endpoint.key
+
+    async def async_start(self) -> None:
+        self.sub.subscribe(b"")
+        self.sub.connect(f"tcp://{self.endpoint.host}:{self.endpoint.pub_port}")
+        self.dealer.connect(f"tcp://{self.endpoint.host}:{self.endpoint.router_port}")
+        if self.node_id is not None:
+            await self._async_load_cursor()
+        self._tasks = [
+            asyncio.create_task(self._async_receive(), name=f"link-{self.endpoint.key}-recv"),
+            asyncio.create_task(self._async_store_pipeline(), name=f"link-{self.endpoint.key}-store"),
+            asyncio.create_task(self._async_watch(), name=f"link-{self.endpoint.key}-watch"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
+        logger.info("Connecting to court at %s (%s)", self.endpoint.key, self.endpoint.source)
+
+    async def async_stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.sub.close(linger=0)
+        self.dealer.close(linger=0)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Link task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _async_load_cursor(self) -> None:
+        assert self.node_id is not None
+        self.cursor.known = await self.db.call(self.db.store.last_stored, self.node_id)
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def _async_receive(self) -> None:
+        poller = zmq.asyncio.Poller()
+        poller.register(self.sub, zmq.POLLIN)
+        poller.register(self.dealer, zmq.POLLIN)
+        while True:
+            ready = dict(await poller.poll())
+            if self.sub in ready:
+                for _ in range(1000):  # drain a burst before looking at the dealer again
+                    try:
+                        frames = await self.sub.recv_multipart(flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    await self._async_on_pub(frames)
+            if self.dealer in ready:
+                while True:
+                    try:
+                        frames = await self.dealer.recv_multipart(flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    await self._async_on_reply(frames)
+
+    async def _async_send(self, payload: bytes) -> None:
+        """Never wait on the DEALER: an absent slave must not stall this link."""
+        try:
+            await self.dealer.send(payload, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            logger.debug("Send queue to %s full; the next heartbeat retries", self.name)
+
+    def _bad(self, reason: str) -> None:
+        self.stats.bad_messages += 1
+        log = logger.warning if self.stats.bad_messages <= 3 else logger.debug
+        log("Ignored a bad message from %s: %s", self.name, reason)
+
+    async def _async_on_pub(self, frames: list[bytes]) -> None:
+        if len(frames) != 2 or frames[0] not in (TOPIC_EVENT, TOPIC_HEARTBEAT):
+            self._bad(f"unexpected frames {[f[:16] for f in frames][:3]}")
+            return
+        try:
+            message = decode(frames[1])
+        except WireError as exc:
+            self._bad(str(exc))
+            return
+        self._last_seen = time.monotonic()
+        if isinstance(message, Heartbeat):
+            await self._async_on_heartbeat(message)
+        elif isinstance(message, EventMessage):
+            self.stats.live_events += 1
+            await self._async_on_live(message.record)
+        else:
+            self._bad(f"unexpected {message.type!r} on PUB")
+
+    async def _async_on_heartbeat(self, hb: Heartbeat) -> None:
+        first = self.node_id is None
+        if self.node_id is not None and hb.node_id != self.node_id:
+            self._bad(f"heartbeat from node {hb.node_id!r} on the link of {self.node_id!r}")
+            return
+        self.node_id, self.court, self.last_heartbeat = hb.node_id, hb.court, hb
+        if first:
+            await self._async_load_cursor()
+        if not self.online:
+            self.online = True
+            logger.info("Court %s (%s) online", hb.court, hb.node_id)
+        self.on_change(self)
+        if not self._catching_up and (hb.epoch != self.cursor.epoch or hb.last_seq > self.cursor.accepted):
+            if self.cursor.epoch is not None:
+                self.stats.gaps += 1
+            await self._async_request_catchup()
+
+    async def _async_on_live(self, record: EventRecord) -> None:
+        if self.node_id is None or record.node_id != self.node_id:
+            if self.node_id is not None:
+                self._bad(f"event from node {record.node_id!r} on the link of {self.node_id!r}")
+            return  # identity unknown yet: the first heartbeat's catch-up brings it
+        if self._catching_up:
+            self._hold(record)
+        elif self._accept_live(record):
+            await self._async_request_catchup()
+
+    def _hold(self, record: EventRecord) -> None:
+        if len(self._buffer) < LIVE_BUFFER_LIMIT:
+            self._buffer.append(record)
+        else:
+            self._buffer_overflowed = True  # a further catch-up will fetch them from the slave
+
+    def _accept_live(self, record: EventRecord) -> bool:
+        """Queue the next event in order; True if it was a gap (which starts a catch-up)."""
+        cur = self.cursor
+        if record.epoch == cur.epoch and record.seq <= cur.accepted:
+            self.stats.duplicates += 1
+            return False
+        if record.epoch == cur.epoch and record.seq == cur.accepted + 1:
+            cur.accepted = record.seq
+            self._pipeline.put_nowait([record])
+            return False
+        self.stats.gaps += 1
+        self._hold(record)
+        return True
+
+    # --- catch-up -----------------------------------------------------------------------
+
+    async def _async_request_catchup(self) -> None:
+        if self._catching_up:
+            return
+        self._catching_up = True
+        self.stats.catchups += 1
+        await self._async_send_request()
+
+    async def _async_send_request(self) -> None:
+        self._request_id += 1
+        self._request_sent = time.monotonic()
+        cur = self.cursor
+        if cur.epoch is None:
+            # First contact: start after what the DB holds of the epoch the slave announced.
+            epoch = self.last_heartbeat.epoch if self.last_heartbeat else None
+            after = cur.known.get(epoch, 0) if epoch else 0
+        else:
+            epoch, after = cur.epoch, cur.accepted
+        request = CatchupRequest(request_id=self._request_id, epoch=epoch, after_seq=after, limit=self.page_size)
+        await self._async_send(encode(request))
+
+    async def _async_on_reply(self, frames: list[bytes]) -> None:
+        if len(frames) != 1:
+            self._bad(f"expected 1 frame on the DEALER, got {len(frames)}")
+            return
+        try:
+            page = decode(frames[0])
+        except WireError as exc:
+            self._bad(str(exc))
+            return
+        if not isinstance(page, CatchupPage):
+            self._bad(f"unexpected {page.type!r} on the DEALER")
+            return
+        if page.request_id != self._request_id or not self._catching_up:
+            return  # a late answer to a request that timed out
+        self._last_seen = time.monotonic()
+        cur = self.cursor
+        if page.epoch != cur.epoch:
+            if cur.epoch is not None:
+                logger.warning("Court %s has a new database (epoch %s): fetching it", self.name, page.epoch[:8])
+            cur.epoch = page.epoch
+            cur.accepted = cur.known.get(page.epoch, 0)
+        fresh = [r for r in page.records if r.seq > cur.accepted]
+        if fresh:
+            if fresh[0].seq != cur.accepted + 1 or any(b.seq != a.seq + 1 for a, b in zip(fresh, fresh[1:])):
+                self._bad(f"catch-up page out of order after seq {cur.accepted}; asking again")
+                await self._async_send_request()
+                return
+            cur.accepted = fresh[-1].seq
+            self.stats.catchup_events += len(fresh)
+            self._pipeline.put_nowait(fresh)
+        if not page.done and page.records:
+            while self._pipeline.qsize() > PIPELINE_PAGES:  # keep memory bounded while the DB catches up
+                await asyncio.sleep(0.005)
+            await self._async_send_request()
+            return
+        self._catching_up = False
+        held, self._buffer = self._buffer, []
+        overflowed, self._buffer_overflowed = self._buffer_overflowed, False
+        for index, record in enumerate(held):
+            if record.epoch == cur.epoch and record.seq <= cur.accepted:
+                continue
+            if self._accept_live(record):  # a gap again: hold the rest and catch up once more
+                self._buffer.extend(held[index + 1 :])
+                await self._async_request_catchup()
+                return
+        if overflowed:
+            await self._async_request_catchup()
+        self.on_change(self)
+
+    # --- storing ------------------------------------------------------------------------
+
+    async def _async_store_pipeline(self) -> None:
+        while True:
+            batch = list(await self._pipeline.get())
+            while not self._pipeline.empty() and len(batch) < 5000:
+                batch.extend(self._pipeline.get_nowait())
+            await self.db.call(self.db.store.insert_events, batch)
+            self.stats.stored += len(batch)
+            last = batch[-1]
+            self.cursor.known[last.epoch] = max(self.cursor.known.get(last.epoch, 0), last.seq)
+            await self._async_send(encode(Ack(epoch=last.epoch, seq=last.seq)))
+
+    # --- liveness -----------------------------------------------------------------------
+
+    async def _async_watch(self) -> None:
+        limit = 3 * self.heartbeat_seconds + 0.5
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds / 2)
+            now = time.monotonic()
+            if self.online and now - self._last_seen > limit:
+                self.online = False
+                logger.warning(
+                    "Court %s offline: no heartbeat for %.1f s (laptop off, agent stopped or network cut)",
+                    self.name, now - self._last_seen,
+                )
+                self._catching_up = False  # the outstanding request may never be answered
+                if self.node_id is not None:
+                    await self.db.call(self.db.store.mark_offline, self.node_id)
+                self.on_change(self)
+            elif self._catching_up and now - self._request_sent > self.request_timeout:
+                logger.info("Catch-up request to %s timed out; asking again", self.name)
+                await self._async_send_request()
