@@ -245,3 +245,155 @@ def tournament_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> No
         for d in t["days"] or [{"day_number": "", "date": "", "uuid": t["uuid"], "active": False}]:
             table.add_row(t["name"], str(d["day_number"]), d["date"], "●" if d["active"] else "", d["uuid"])
     Console().print(table)
+
+
+@app.command()
+def chapters(
+    day: Annotated[str, typer.Option(help="Day: UUID, TOURNAMENT:N, or N of the active tournament")],
+    out: Annotated[Path | None, typer.Option(help="Write the chapter list here (stdout when unset)")] = None,
+    intro: Annotated[str, typer.Option(help="Title of the 0:00 chapter when no match starts there")] = "Start",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Export a day's YouTube chapters (H:MM:SS Title); says what it merged or dropped."""
+    from shared.chapters import render
+    from slave_agent.db.chapters import day_chapters
+
+    store = _open_store(config, data_dir)
+    try:
+        plan = day_chapters(store.conn, store.day_id(day), intro)
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    for note in plan.notes:
+        err.print(f"[yellow]note:[/yellow] {note}")
+    if not plan.valid:
+        err.print(f"[red]No chapter list YouTube would accept:[/red] {plan.problem}")
+        raise typer.Exit(1)
+    text = render(plan)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"Wrote {len(plan.chapters)} chapters to {out}")
+
+
+session_app = typer.Typer(
+    help="OBS stream/recording sessions of a day (the OBS integration drives these; by hand for repairs).",
+    no_args_is_help=True,
+)
+app.add_typer(session_app, name="session")
+
+SessionTypeArg = Annotated[str, typer.Argument(help="stream, recording or replay_buffer")]
+DayOpt = Annotated[str | None, typer.Option(help="Day (UUID, TOURNAMENT:N or N) [default: the active day]")]
+
+
+def _session_type(value: str) -> Any:
+    from shared.stream_time import SessionType
+
+    try:
+        return SessionType(value)
+    except ValueError:
+        raise typer.BadParameter("choose stream, recording or replay_buffer") from None
+
+
+def _session_day(store: EventStore, day: str | None) -> int:
+    if day is not None:
+        return store.day_id(day)
+    if store.day is None:
+        err.print("[red]No active tournament day; pass --day or activate one.[/red]")
+        raise typer.Exit(2)
+    return store.day.day_id
+
+
+@session_app.command("start")
+def session_start(
+    kind: SessionTypeArg,
+    day: DayOpt = None,
+    reason: Annotated[str, typer.Option(help="Why a still-open session ended")] = "manual_stop",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Start the next session now (an open one is ended first with --reason)."""
+    from shared.stream_time import InterruptionReason
+    from slave_agent.db.sessions import SessionBook
+
+    store = _open_store(config, data_dir)
+    try:
+        session = SessionBook(store.conn).start(
+            _session_day(store, day), _session_type(kind), previous_ended_because=InterruptionReason(reason)
+        )
+    finally:
+        store.close()
+    err.print(f"{kind} session {session.number} started; its time continues at {session.cumulative_offset_seconds:.0f} s")
+
+
+@session_app.command("end")
+def session_end(
+    kind: SessionTypeArg,
+    day: DayOpt = None,
+    reason: Annotated[str | None, typer.Option(help="laptop_restart, obs_crash, manual_stop, network_loss, agent_restart, day_end")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """End the running session of a type now."""
+    from shared.stream_time import InterruptionReason
+    from slave_agent.db.sessions import SessionBook
+
+    store = _open_store(config, data_dir)
+    try:
+        ended = SessionBook(store.conn).end(
+            _session_day(store, day), _session_type(kind), reason=InterruptionReason(reason) if reason else None
+        )
+    finally:
+        store.close()
+    err.print(f"Ended {kind} session {ended.number}" if ended else f"No {kind} session was running")
+
+
+@session_app.command("correct")
+def session_correct(
+    kind: SessionTypeArg,
+    number: Annotated[int, typer.Argument(help="Session number")],
+    seconds: Annotated[float, typer.Argument(help="Correction in seconds (may be negative)")],
+    day: DayOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Correct a session's offset by hand; the day's stream times are recalculated."""
+    from slave_agent.db.sessions import SessionBook
+
+    store = _open_store(config, data_dir)
+    try:
+        restamped = SessionBook(store.conn).correct_offset(_session_day(store, day), _session_type(kind), number, seconds)
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    err.print(f"Restamped {restamped} event(s)")
+
+
+@session_app.command("list")
+def session_list(day: DayOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Sessions of a day with their offsets and interruption reasons."""
+    from shared.records import ms_to_iso
+    from shared.stream_time import SessionType, format_hms
+    from slave_agent.db.sessions import SessionBook
+
+    store = _open_store(config, data_dir)
+    try:
+        day_id = _session_day(store, day)
+        book = SessionBook(store.conn)
+        table = Table("type", "#", "start (UTC)", "end (UTC)", "starts at", "correction", "ended because")
+        for kind in SessionType:
+            for s in book.sessions(day_id, kind):
+                table.add_row(
+                    kind.value, str(s.number), ms_to_iso(s.start_ms)[:19], ms_to_iso(s.end_ms)[:19] if s.end_ms else "running",
+                    format_hms(s.cumulative_offset_seconds), f"{s.time_offset_seconds:+.0f} s",
+                    s.interruption_reason.value if s.interruption_reason else "",
+                )
+    finally:
+        store.close()
+    Console().print(table)

@@ -25,3 +25,19 @@ def restrike_exe() -> str:
     """The installed console script, next to the interpreter running the tests."""
     exe = Path(sys.executable).parent / "restrike"
     return str(exe) if exe.exists() else shutil.which("restrike") or "restrike"
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 right now."""
+    import socket
+
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port

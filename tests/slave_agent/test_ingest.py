@@ -67,6 +67,12 @@ def test_whole_sample_capture_is_stored_row_for_row(store: EventStore) -> None:
     assert [r.parsed["round"] for r in played if r.code == "rst"] == [1, 2, 3]
     last_wrd = [r for r in played if r.code == "wrd"][-1]
     assert last_wrd.parsed["round_winners"] == {"1": "red", "2": "blue", "3": "blue"}
+    match_row = store.conn.execute(
+        "SELECT match_number, phase, blue_name, red_noc, status, winner, decision, blue_rounds, red_rounds "
+        "FROM matches WHERE uuid = ?", (result.match_uuid,)
+    ).fetchone()
+    assert match_row == ("1945", "Final", "Mikhail Kalashnikov", "GER", "finished", "blue", "PTF", 2, 1)
+    assert store.conn.execute("SELECT COUNT(*) FROM matches").fetchone()[0] == 98  # every load
 
 
 def test_listeners_hear_each_event_once_after_commit(store: EventStore) -> None:

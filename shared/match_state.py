@@ -1,0 +1,384 @@
+"""The current match on one court, folded from PSS events.
+
+Both ends fold the same events through the same code, so the slave's overlay, the
+master's console and the tests agree on what "the match" is. Every message in the
+load block only *sets* values (``pre;FightLoaded`` alone resets), so Gen2's and Gen3's
+different load orders give the same state. The status is derived from flags rather
+than stored, which keeps it consistent whatever order the flags arrive in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from dataclasses import fields as fields_of
+from enum import StrEnum
+from typing import Any
+
+from shared.pss.parser import PssEvent
+
+__all__ = ["Athlete", "Challenge", "MatchInfo", "MatchResult", "MatchState", "MatchStatus"]
+
+
+class MatchStatus(StrEnum):
+    """What the court is doing, as an operator or a viewer would name it."""
+
+    IDLE = "idle"  # nothing loaded since the receiver started
+    LOADED = "loaded"
+    READY = "ready"
+    RUNNING = "running"
+    PAUSED = "paused"
+    INJURY = "injury"
+    CHALLENGE = "challenge"
+    BREAK = "break"
+    FINISHED = "finished"
+
+
+@dataclass(slots=True)
+class Athlete:
+    """One corner as the scoreboard shows it (``at1``/``at2``)."""
+
+    name: str = ""
+    short: str = ""
+    noc: str = ""
+
+
+@dataclass(slots=True)
+class MatchInfo:
+    """The ``mch`` configuration of the loaded match."""
+
+    number: str | None = None
+    phase: str | None = None
+    weight_class: str | None = None
+    division: str | None = None
+    total_rounds: int | None = None
+    round_duration: int | None = None
+    match_id: str | None = None
+
+
+@dataclass(slots=True)
+class Challenge:
+    """The latest video-review request and how far it got."""
+
+    by: str  # "blue", "red" or "referee"
+    state: str = "requested"  # requested / accepted / denied / closed
+    won: bool | None = None
+    round: int | None = None
+
+
+@dataclass(slots=True)
+class MatchResult:
+    """``win`` and ``wmh``: the colour, the name shown, the tally and the decision."""
+
+    winner: str | None = None  # "blue", "red" or "tie"
+    winner_name: str | None = None
+    blue_rounds: int | None = None
+    red_rounds: int | None = None
+    decision: str | None = None
+
+
+@dataclass
+class MatchState:
+    """The match being fought, updated one event at a time by :meth:`apply`."""
+
+    info: MatchInfo = field(default_factory=MatchInfo)
+    blue: Athlete = field(default_factory=Athlete)
+    red: Athlete = field(default_factory=Athlete)
+    round: int = 1
+    #: ``sc1``/``sc2``: the current round's score (it restarts every round in best-of-3).
+    score: tuple[int, int] = (0, 0)
+    #: ``s1x``/``s2x`` by round number.
+    round_scores: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: ``wg`` gam-jeom counts by the round they were given in.
+    warnings: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: ``wrd``: "blue" / "red" by round number, only for decided rounds.
+    round_winners: dict[int, str] = field(default_factory=dict)
+    leader: str | None = None
+    clock_seconds: int | None = None
+    clock_running: bool = False
+    injury_seconds: int | None = None
+    break_seconds: int | None = None
+    challenge: Challenge | None = None
+    last_point: dict[str, Any] | None = None
+    round_stats: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
+    result: MatchResult = field(default_factory=MatchResult)
+    loaded: bool = False
+    ready: bool = False
+    started: bool = False
+    injury_active: bool = False
+    break_active: bool = False
+    challenge_active: bool = False
+
+    # --- public API ---------------------------------------------------------------------
+
+    def apply(self, event: PssEvent) -> bool:
+        """Fold one event in; True when the visible state changed. Invalid events are ignored."""
+        if not event.valid:
+            return False
+        handler = _HANDLERS.get(event.code)
+        if handler is None:
+            return False
+        before = self.snapshot()
+        handler(self, event.fields)
+        return self.snapshot() != before
+
+    @property
+    def match_number(self) -> str | None:
+        """The ``mch`` match number (a string: ``245.A`` exists)."""
+        return self.info.number
+
+    @property
+    def is_finished(self) -> bool:
+        """A result (``win`` or ``wmh``) has arrived for the loaded match."""
+        return self.result.winner is not None or self.result.decision is not None
+
+    @property
+    def rounds_won(self) -> tuple[int, int]:
+        """Rounds won by blue and red according to ``wrd``."""
+        winners = list(self.round_winners.values())
+        return winners.count("blue"), winners.count("red")
+
+    @property
+    def rounds_played(self) -> int:
+        """Rounds that have a winner in ``wrd``."""
+        return len(self.round_winners)
+
+    @property
+    def status(self) -> MatchStatus:
+        """Derived from the flags, most specific first."""
+        if self.is_finished:
+            return MatchStatus.FINISHED
+        if self.challenge_active:
+            return MatchStatus.CHALLENGE
+        if self.injury_active:
+            return MatchStatus.INJURY
+        if self.clock_running:
+            return MatchStatus.RUNNING
+        if self.break_active:
+            return MatchStatus.BREAK
+        if self.started:
+            return MatchStatus.PAUSED
+        if self.ready:
+            return MatchStatus.READY
+        if self.loaded:
+            return MatchStatus.LOADED
+        return MatchStatus.IDLE
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready view for the wire and the overlay (round keys become strings)."""
+        blue_rounds, red_rounds = self.rounds_won
+        return {
+            "status": self.status.value,
+            "match_number": self.info.number,
+            "phase": self.info.phase,
+            "weight_class": self.info.weight_class,
+            "division": self.info.division,
+            "total_rounds": self.info.total_rounds,
+            "round_duration": self.info.round_duration,
+            "match_id": self.info.match_id,
+            "blue": {"name": self.blue.name, "short": self.blue.short, "noc": self.blue.noc},
+            "red": {"name": self.red.name, "short": self.red.short, "noc": self.red.noc},
+            "round": self.round,
+            "score": {"blue": self.score[0], "red": self.score[1]},
+            "round_scores": _per_round(self.round_scores),
+            "warnings": _per_round(self.warnings),
+            "round_winners": {str(r): w for r, w in sorted(self.round_winners.items())},
+            "rounds_won": {"blue": blue_rounds, "red": red_rounds},
+            "rounds_played": self.rounds_played,
+            "leader": self.leader,
+            "clock_seconds": self.clock_seconds,
+            "clock_running": self.clock_running,
+            "injury_seconds": self.injury_seconds if self.injury_active else None,
+            "break_seconds": self.break_seconds if self.break_active else None,
+            "challenge": None
+            if self.challenge is None
+            else {
+                "by": self.challenge.by,
+                "state": self.challenge.state,
+                "won": self.challenge.won,
+                "round": self.challenge.round,
+                "active": self.challenge_active,
+            },
+            "last_point": None if self.last_point is None else dict(self.last_point),
+            "round_stats": {
+                str(r): {side: dict(v) for side, v in stats.items()}
+                for r, stats in sorted(self.round_stats.items())
+            },
+            "winner": self.result.winner,
+            "winner_name": self.result.winner_name,
+            "result_rounds": None
+            if self.result.blue_rounds is None
+            else {"blue": self.result.blue_rounds, "red": self.result.red_rounds},
+            "decision": self.result.decision,
+        }
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _on_loaded(self, fields: dict[str, Any]) -> None:
+        fresh = MatchState()
+        for item in fields_of(self):
+            setattr(self, item.name, getattr(fresh, item.name))
+        self.loaded = True
+
+    def _on_ready(self, fields: dict[str, Any]) -> None:
+        self.loaded = True
+        self.ready = True
+
+    def _on_config(self, fields: dict[str, Any]) -> None:
+        self.info = MatchInfo(
+            number=fields.get("match_number"),
+            phase=fields.get("phase"),
+            weight_class=fields.get("weight_class"),
+            division=fields.get("division"),
+            total_rounds=fields.get("total_rounds"),
+            round_duration=fields.get("round_duration"),
+            match_id=fields.get("match_id"),
+        )
+
+    def _on_athletes(self, fields: dict[str, Any]) -> None:
+        self.blue = Athlete(fields["blue_name"], fields["blue_short"], fields["blue_noc"])
+        self.red = Athlete(fields["red_name"], fields["red_short"], fields["red_noc"])
+
+    def _on_round(self, fields: dict[str, Any]) -> None:
+        number = fields["round"]
+        if number == self.round:
+            return
+        # A new round: the current score and gam-jeoms restart, the break is over.
+        self.round = number
+        self.score = (0, 0)
+        self.break_active = False
+
+    def _on_score(self, fields: dict[str, Any]) -> None:
+        self.score = (fields["blue_score"], fields["red_score"])
+
+    def _on_round_scores(self, fields: dict[str, Any]) -> None:
+        blue, red = fields["blue_round_scores"], fields["red_round_scores"]
+        for key in sorted(set(blue) | set(red), key=int):
+            number = int(key)
+            old_blue, old_red = self.round_scores.get(number, (0, 0))
+            self.round_scores[number] = (blue.get(key, old_blue), red.get(key, old_red))
+
+    def _on_warnings(self, fields: dict[str, Any]) -> None:
+        self.warnings[self.round] = (fields["blue_warnings"], fields["red_warnings"])
+
+    def _on_round_winners(self, fields: dict[str, Any]) -> None:
+        self.round_winners = {
+            int(r): w for r, w in fields["round_winners"].items() if w is not None
+        }
+
+    def _on_leader(self, fields: dict[str, Any]) -> None:
+        self.leader = fields["leader"]
+
+    def _on_point(self, fields: dict[str, Any]) -> None:
+        self.last_point = {
+            "athlete": fields["athlete"],
+            "points": fields["points"],
+            "technique": fields["technique"],
+            "round": self.round,
+        }
+
+    def _on_clock(self, fields: dict[str, Any]) -> None:
+        self.clock_seconds = fields["seconds"]
+        action = fields["action"]
+        if action == "start":
+            # The round clock running again also closes whatever interrupted it.
+            self.clock_running = True
+            self.started = True
+            self.injury_active = False
+            self.break_active = False
+            self.challenge_active = False
+        elif action in ("stop", "stopEnd"):
+            self.clock_running = False
+
+    def _on_injury(self, fields: dict[str, Any]) -> None:
+        self.injury_seconds = fields["seconds"]
+        action = fields["action"]
+        if action == "show":
+            self.injury_active = True
+        elif action in ("hide", "reset"):
+            self.injury_active = False
+        elif fields["seconds"] == 0:
+            self.injury_active = False  # Gen2 ends Kye-shi with a bare ij0;0:00
+        else:
+            self.injury_active = True
+
+    def _on_break(self, fields: dict[str, Any]) -> None:
+        self.break_seconds = fields["seconds"]
+        self.break_active = fields["action"] != "stopEnd"
+        if self.break_active:
+            self.clock_running = False
+
+    def _on_challenge(self, fields: dict[str, Any]) -> None:
+        state, by = fields["state"], fields["by"]
+        if state == "requested" or self.challenge is None or self.challenge.by != by:
+            self.challenge = Challenge(by=by, round=self.round)
+        if state == "closed":
+            # ``-1`` closes the review; it keeps accepted/denied, or means "cancelled".
+            if self.challenge.state == "requested":
+                self.challenge.state = "closed"
+        else:
+            self.challenge.state = state
+        if fields["won"] is not None:
+            self.challenge.won = fields["won"]
+        self.challenge_active = state != "closed"
+
+    def _on_stats(self, fields: dict[str, Any]) -> None:
+        self.round_stats[fields["round"]] = {
+            "blue": dict(fields["blue_stats"]),
+            "red": dict(fields["red_stats"]),
+        }
+
+    def _on_winner(self, fields: dict[str, Any]) -> None:
+        self.result.winner = fields["winner"]
+        self._end_match()
+
+    def _on_result(self, fields: dict[str, Any]) -> None:
+        self.result.winner_name = fields["winner_name"]
+        self.result.blue_rounds = fields["blue_rounds"]
+        self.result.red_rounds = fields["red_rounds"]
+        self.result.decision = fields["decision"]
+        if self.result.winner is None and fields["winner_name"]:
+            if fields["winner_name"] == self.blue.name:
+                self.result.winner = "blue"
+            elif fields["winner_name"] == self.red.name:
+                self.result.winner = "red"
+        self._end_match()
+
+    def _end_match(self) -> None:
+        self.clock_running = False
+        self.injury_active = False
+        self.break_active = False
+        self.challenge_active = False
+
+
+def _per_round(values: dict[int, tuple[int, int]]) -> dict[str, dict[str, int]]:
+    return {str(r): {"blue": b, "red": red} for r, (b, red) in sorted(values.items())}
+
+
+_Handler = Callable[[MatchState, dict[str, Any]], None]
+
+_HANDLERS: dict[str, _Handler] = {
+    "pre": MatchState._on_loaded,
+    "rdy": MatchState._on_ready,
+    "mch": MatchState._on_config,
+    "at1": MatchState._on_athletes,
+    "rnd": MatchState._on_round,
+    "sc1": MatchState._on_score,
+    **{f"s{a}{r}": MatchState._on_round_scores for a in "12" for r in "1234"},
+    "wg1": MatchState._on_warnings,
+    "wrd": MatchState._on_round_winners,
+    "sup": MatchState._on_leader,
+    "pt1": MatchState._on_point,
+    "pt2": MatchState._on_point,
+    "clk": MatchState._on_clock,
+    "ij0": MatchState._on_injury,
+    "ij1": MatchState._on_injury,
+    "ij2": MatchState._on_injury,
+    "brk": MatchState._on_break,
+    "ch0": MatchState._on_challenge,
+    "ch1": MatchState._on_challenge,
+    "ch2": MatchState._on_challenge,
+    "rst": MatchState._on_stats,
+    "win": MatchState._on_winner,
+    "wmh": MatchState._on_result,
+}
