@@ -113,14 +113,18 @@ class MatchState:
 
     def apply(self, event: PssEvent) -> bool:
         """Fold one event in; True when the visible state changed. Invalid events are ignored."""
+        before = self.snapshot()
+        return self.fold(event) and self.snapshot() != before
+
+    def fold(self, event: PssEvent) -> bool:
+        """Fold one event in without comparing snapshots (the ingest hot path); True if it was handled."""
         if not event.valid:
             return False
         handler = _HANDLERS.get(event.code)
         if handler is None:
             return False
-        before = self.snapshot()
         handler(self, event.fields)
-        return self.snapshot() != before
+        return True
 
     @property
     def match_number(self) -> str | None:

@@ -112,13 +112,16 @@ def parse_datagram(data: bytes) -> list[PssEvent]:
                 f"oversized datagram ({len(data)} bytes, limit {MAX_DATAGRAM_BYTES}); stored verbatim, not parsed",
             )
         ]
+    data = data.rstrip(b"\x00")  # some senders pad datagrams with NULs
     try:
         text = data.decode("utf-8")
         decode_error = None
     except UnicodeDecodeError as exc:
         text = data.decode("utf-8", "backslashreplace")
         decode_error = f"invalid UTF-8 at byte {exc.start}"
-    lines = [ln for ln in _LINE_BREAKS.split(text) if ln.strip(" \t\x00" + _QUOTES)]
+    # NUL inside a message cannot live in a text column (PostgreSQL); raw_datagram keeps the bytes.
+    text = text.replace("\x00", "\\x00")
+    lines = [ln for ln in _LINE_BREAKS.split(text) if ln.strip(" \t" + _QUOTES)]
     if not lines:
         return [_invalid(text, "", "empty datagram")]
     events = [parse_line(ln) for ln in lines]

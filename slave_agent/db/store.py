@@ -193,7 +193,7 @@ class EventStore:
                     if linked is not match and match is not None and linked is not None and linked.id != match.id:
                         self._save_match(match, state)  # the previous match's final state
                     match = linked
-                    state.apply(event)
+                    state.fold(event)
                     if event.code in _MATCH_MILESTONES and event.valid and match is not None:
                         self._mark_milestone(match, event.code, dgram.received_ms)
                     row, record = self._row(event, dgram, seq, match, parse_us)
