@@ -19,7 +19,8 @@ from master.config import MasterConfig
 from master.db.migrate import upgrade
 from master.db.store import CentralStore
 from master.discovery import Browser
-from master.links import DbWorker, Endpoint, SlaveLink
+from master.endpoints import Endpoint
+from master.links import DbWorker, SlaveLink
 from shared.wire import Heartbeat
 
 __all__ = ["Master", "run_master"]

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from master.links import Endpoint
+from master.endpoints import Endpoint
 
 __all__ = ["MasterConfig", "MasterConfigError", "load_master_config", "DEFAULT_MASTER_DIR"]
 

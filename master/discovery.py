@@ -10,7 +10,7 @@ from collections.abc import Callable
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from master.links import Endpoint
+from master.endpoints import Endpoint
 from shared.wire import SERVICE_TYPE
 
 __all__ = ["Browser"]

@@ -39,8 +39,9 @@ from shared.wire import (
 )
 from master.db.errors import CentralStoreUnavailable
 from master.db.store import CentralStore
+from master.endpoints import Endpoint
 
-__all__ = ["DbWorker", "Endpoint", "LinkStats", "SlaveLink"]
+__all__ = ["DbWorker", "LinkStats", "SlaveLink"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +49,6 @@ T = TypeVar("T")
 
 LIVE_BUFFER_LIMIT = 100_000
 PIPELINE_PAGES = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where a court's sockets are; ``node_id`` is known from mDNS, learnt from heartbeats otherwise."""
-
-    host: str
-    pub_port: int
-    router_port: int
-    node_id: str | None = None
-    source: str = "config"
-
-    @property
-    def key(self) -> str:
-        return f"{self.host}:{self.pub_port}:{self.router_port}"
-
-    @classmethod
-    def parse(cls, text: str) -> Endpoint:
-        """``HOST:PUB_PORT:ROUTER_PORT`` (or ``HOST:PUB_PORT``, ROUTER = PUB + 1)."""
-        parts = text.strip().rsplit(":", 2)
-        try:
-            if len(parts) == 3:
-                return cls(parts[0], int(parts[1]), int(parts[2]))
-            if len(parts) == 2:
-                return cls(parts[0], int(parts[1]), int(parts[1]) + 1)
-        except ValueError:
-            pass
-        raise ValueError(f"endpoint {text!r} is not HOST:PUB_PORT[:ROUTER_PORT]")
 
 
 class DbWorker:
