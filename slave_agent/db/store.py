@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.match_state import MatchState
+from shared.match_state import MatchState, MatchStatus
 from shared.pss import PssEvent, parse_datagram
 from shared.records import EventRecord
 from shared.stream_time import format_hms, stream_seconds
@@ -228,12 +228,20 @@ class EventStore:
         return records
 
     def _save_match(self, match: _MatchLink, state: MatchState) -> None:
-        """Project the folded state onto the ``matches`` row (one UPDATE per batch)."""
+        """Project the folded state onto the ``matches`` row (one UPDATE per batch).
+
+        After an agent restart the state starts empty mid-match: it may add to the row, never erase it.
+        """
+        if state.status is MatchStatus.IDLE:
+            return
         blue_rounds, red_rounds = state.rounds_won
         self.conn.execute(
-            """UPDATE matches SET match_number = COALESCE(?, match_number), phase = ?, weight_class = ?,
-                   division = ?, blue_name = ?, blue_noc = ?, red_name = ?, red_noc = ?, status = ?,
-                   winner = ?, decision = ?, blue_rounds = ?, red_rounds = ?
+            """UPDATE matches SET match_number = COALESCE(?, match_number), phase = COALESCE(?, phase),
+                   weight_class = COALESCE(?, weight_class), division = COALESCE(?, division),
+                   blue_name = COALESCE(?, blue_name), blue_noc = COALESCE(?, blue_noc),
+                   red_name = COALESCE(?, red_name), red_noc = COALESCE(?, red_noc), status = ?,
+                   winner = COALESCE(?, winner), decision = COALESCE(?, decision),
+                   blue_rounds = ?, red_rounds = ?
                WHERE id = ?""",
             (
                 state.info.number, state.info.phase, state.info.weight_class, state.info.division,

@@ -60,7 +60,10 @@ def _fresh_postgresql_database() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {make_url(ADMIN_URL)!r}: {exc.orig}")
+        pytest.fail(
+            f"PostgreSQL not reachable at {make_url(ADMIN_URL)!r}: {exc.orig}. "
+            "Start it (scripts/services) or set TEST_DATABASE_URL; the suite runs on real PostgreSQL by design."
+        )
     try:
         yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:

@@ -114,3 +114,17 @@ def test_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(RuntimeError, match="newer than this agent"):
         EventStore(tmp_path)
+
+
+def test_agent_restart_mid_match_keeps_the_match_row(tmp_path: Path) -> None:
+    store = EventStore(tmp_path)
+    store.write_batch([dg("pre;FightLoaded"), dg("at1;A;A;CRO;at2;B;B;GER"),
+                       dg("mch;7;Final;M -87kg;0;#0000ff;#FFFFFF;#ff0000;#FFFFFF;null;Seniors;3;120;cntDown;22;5;"),
+                       dg("rdy;FightReady"), dg("clk;02:00;start")])
+    store.close()
+    store = EventStore(tmp_path)  # restarted: the folded state is empty, the match row is not
+    store.write_batch([dg("clk;01:59"), dg("win;RED"), dg("wmh;B;0-2 PTF")])
+    row = store.conn.execute("SELECT match_number, phase, blue_name, red_noc, winner, decision, ready_ms, finished_ms FROM matches").fetchone()
+    assert row == ("7", "Final", "A", "GER", "red", "PTF", T0, T0)
+    assert {r.match_number for r in store.events()} == {"7"}
+    store.close()
