@@ -37,7 +37,7 @@ from shared.wire import (
     decode,
     encode,
 )
-from master.db.errors import CentralStoreUnavailable
+from master.db.errors import CentralStoreError, CentralStoreUnavailable
 from master.db.store import CentralStore
 from master.endpoints import Endpoint
 
@@ -95,6 +95,7 @@ class LinkStats:
     stored: int = 0
     bad_messages: int = 0
     gaps: int = 0
+    rejected: int = 0
 
 
 @dataclass(slots=True)
@@ -359,11 +360,26 @@ class SlaveLink:
             batch = list(await self._pipeline.get())
             while not self._pipeline.empty() and len(batch) < 5000:
                 batch.extend(self._pipeline.get_nowait())
-            await self.db.call(self.db.store.insert_events, batch)
+            try:
+                await self.db.call(self.db.store.insert_events, batch)
+            except CentralStoreError:
+                await self._async_store_one_by_one(batch)
             self.stats.stored += len(batch)
             last = batch[-1]
             self.cursor.known[last.epoch] = max(self.cursor.known.get(last.epoch, 0), last.seq)
             await self._async_send(encode(Ack(epoch=last.epoch, seq=last.seq)))
+
+    async def _async_store_one_by_one(self, batch: list[EventRecord]) -> None:
+        """The database refused the batch for good: keep every row it accepts, name the ones it refuses."""
+        for record in batch:
+            try:
+                await self.db.call(self.db.store.insert_events, [record])
+            except CentralStoreError:
+                self.stats.rejected += 1
+                logger.exception(
+                    "The central database refuses event %s/%s/%d of %s; it stays in the court's database. "
+                    "Report this with the log.", record.node_id, record.epoch[:8], record.seq, self.name,
+                )
 
     # --- liveness -----------------------------------------------------------------------
 
