@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import signal
-from collections.abc import Callable
 
 import zmq.asyncio
 
@@ -21,6 +19,7 @@ from master.db.store import CentralStore
 from master.discovery import Browser
 from master.endpoints import Endpoint
 from master.links import DbWorker, SlaveLink
+from restrike.lifecycle import serve_until_signalled
 from shared.wire import Heartbeat
 
 __all__ = ["Master", "run_master"]
@@ -41,7 +40,6 @@ class Master:
         self.ctx = zmq.asyncio.Context()
         self.links: dict[str, SlaveLink] = {}  # by endpoint key
         self.browser: Browser | None = None
-        self.stopped = asyncio.Event()
         self._node_written: dict[str, float] = {}
         self._tournaments_seen: set[tuple[str | None, str | None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -161,25 +159,7 @@ def _safe_url(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
 
 
-async def run_master(config: MasterConfig, ready: Callable[[Master], None] | None = None) -> None:
+async def run_master(config: MasterConfig) -> None:
     """Run until SIGTERM/SIGINT; the second signal forces the exit."""
     master = Master(config)
-    loop = asyncio.get_running_loop()
-
-    def _signal(signum: int) -> None:
-        if master.stopped.is_set():
-            raise SystemExit(130)
-        logger.info("%s received: stopping (again to force)", signal.Signals(signum).name)
-        master.stopped.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, _signal, signum)
-    try:
-        await master.async_startup()
-        if ready is not None:
-            ready(master)
-        await master.stopped.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await master.async_shutdown()
+    await serve_until_signalled(master.async_startup, master.async_shutdown)

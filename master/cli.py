@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from master.config import DEFAULT_MASTER_DIR, MasterConfig, MasterConfigError, load_master_config
+from master.config import DEFAULT_MASTER_DIR, ConfigError, MasterConfig, load_master_config
 
 __all__ = ["app"]
 
@@ -35,7 +35,7 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", "-d", help=f"Mast
 def _config(config: Path | None, **overrides: Any) -> MasterConfig:
     try:
         return load_master_config(config, overrides)
-    except MasterConfigError as exc:
+    except ConfigError as exc:
         err.print(f"[red]Configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
 

@@ -7,25 +7,22 @@ an embedded SQLite file in its data folder.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from restrike.settings import ConfigError, FileSettings, load_settings
 
 from master.endpoints import Endpoint
 
-__all__ = ["MasterConfig", "MasterConfigError", "load_master_config", "DEFAULT_MASTER_DIR"]
+__all__ = ["ConfigError", "MasterConfig", "load_master_config", "DEFAULT_MASTER_DIR"]
 
 DEFAULT_MASTER_DIR = Path("data/master")
 
 
-class MasterConfigError(Exception):
-    """A configuration that cannot be used, with a message fit for an operator."""
-
-
-class MasterConfig(BaseSettings):
+class MasterConfig(FileSettings):
     model_config = SettingsConfigDict(env_prefix="RESTRIKE_MASTER_", extra="forbid")
 
     data_dir: Path = Field(DEFAULT_MASTER_DIR, title="Folder of the embedded database and logs")
@@ -49,17 +46,6 @@ class MasterConfig(BaseSettings):
             Endpoint.parse(text)  # raises ValueError with the offending entry
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings
-
     def url(self) -> str:
         from master.db.store import default_sqlite_url
 
@@ -67,17 +53,5 @@ class MasterConfig(BaseSettings):
 
 
 def load_master_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> MasterConfig:
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MasterConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise MasterConfigError(f"{path}: not valid TOML: {exc}") from None
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return MasterConfig(**data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise MasterConfigError(f"{path or 'configuration'}: {problems}") from None
+    """The configuration from a TOML file (optional), the environment and explicit overrides."""
+    return load_settings(MasterConfig, path, overrides)

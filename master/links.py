@@ -144,8 +144,16 @@ class SlaveLink:
         self._tasks: list[asyncio.Task[None]] = []
         self.sub = ctx.socket(zmq.SUB)
         self.dealer = ctx.socket(zmq.DEALER)
+        # A cut cable leaves TCP silently retransmitting with exponential back-off, so once the
+        # network is back the old connection can stay mute for a minute or more. ZMTP pings drop
+        # a silent connection after as long as the heartbeat rule allows, and a bounded connect
+        # timeout keeps reconnect attempts short: a restored network is used within seconds.
+        silent_ms = int((3 * heartbeat_seconds + 0.5) * 1000)
         for sock in (self.sub, self.dealer):
             sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.HEARTBEAT_IVL, max(100, int(heartbeat_seconds * 1000)))
+            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, silent_ms)
+            sock.setsockopt(zmq.CONNECT_TIMEOUT, silent_ms)
         self.sub.setsockopt(zmq.RCVHWM, 100_000)
 
     @property

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
 
+from restrike.lifecycle import serve_until_signalled
 from shared.records import EventRecord
 from slave_agent.config import SlaveConfig
 from slave_agent.db.sessions import SessionBook
@@ -40,7 +40,6 @@ class SlaveAgent:
             max_batch=config.store.max_batch,
             retry_seconds=config.store.retry_seconds,
         )
-        self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.publisher: Publisher | None = None
         self.advertiser: Advertiser | None = None
@@ -139,27 +138,7 @@ class SlaveAgent:
                 )
 
 
-async def run_agent(config: SlaveConfig, ready: Callable[[SlaveAgent], None] | None = None) -> None:
+async def run_agent(config: SlaveConfig) -> None:
     """Run until SIGTERM/SIGINT; the second signal forces the exit."""
     agent = SlaveAgent(config)
-    loop = asyncio.get_running_loop()
-    stop = agent.stopped
-
-    def _signal(signum: int) -> None:
-        if stop.is_set():
-            logger.warning("Second %s: exiting now", signal.Signals(signum).name)
-            raise SystemExit(130)
-        logger.info("%s received: stopping (again to force)", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, _signal, signum)
-    try:
-        await agent.async_startup()
-        if ready is not None:
-            ready(agent)
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await agent.async_shutdown()
+    await serve_until_signalled(agent.async_startup, agent.async_shutdown)

@@ -38,7 +38,7 @@ err = Console(stderr=True)
 
 def _config(config: Path | None, overrides: dict[str, Any]) -> SlaveConfig:
     try:
-        return load_config(config, {k: v for k, v in overrides.items() if v is not None})
+        return load_config(config, overrides)
     except ConfigError as exc:
         err.print(f"[red]Configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -76,13 +76,9 @@ def run(
     _setup_logging(verbose)
     overrides: dict[str, Any] = {
         "data_dir": data_dir,
-        "udp": {k: v for k, v in {"port": udp_port, "host": udp_host}.items() if v is not None},
-        "node": {k: v for k, v in {"court": court, "node_id": node_id}.items() if v is not None},
-        "publisher": {
-            k: v
-            for k, v in {"pub_port": pub_port, "router_port": router_port, "mdns": False if no_mdns else None}.items()
-            if v is not None
-        },
+        "udp": {"port": udp_port, "host": udp_host},
+        "node": {"court": court, "node_id": node_id},
+        "publisher": {"pub_port": pub_port, "router_port": router_port, "mdns": False if no_mdns else None},
     }
     cfg = _config(config, overrides)
     try:

@@ -6,21 +6,17 @@ Precedence: command-line options > the TOML file > environment (``RESTRIKE_SLAVE
 
 from __future__ import annotations
 
-import socket
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
+
+from restrike.settings import ConfigError, FileSettings, load_settings
 
 __all__ = ["ConfigError", "SlaveConfig", "load_config", "DEFAULT_DATA_DIR"]
 
 DEFAULT_DATA_DIR = Path("data/slave")
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used, with a message fit for an operator."""
 
 
 class _Section(BaseModel):
@@ -67,7 +63,7 @@ class PublisherConfig(_Section):
     mdns_interface: str | None = Field(None, title="IP address to advertise (all interfaces when unset)")
 
 
-class SlaveConfig(BaseSettings):
+class SlaveConfig(FileSettings):
     """Everything a court laptop needs; every field has a working default."""
 
     model_config = SettingsConfigDict(
@@ -80,48 +76,7 @@ class SlaveConfig(BaseSettings):
     store: StoreConfig = StoreConfig()
     publisher: PublisherConfig = PublisherConfig()
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings
-
-    @property
-    def hostname(self) -> str:
-        return socket.gethostname()
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> SlaveConfig:
     """The configuration from a TOML file (optional), the environment and explicit overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    data = _merge(data, overrides or {})
-    try:
-        return SlaveConfig(**data)
-    except ValidationError as exc:
-        where = f"{path}" if path else "configuration"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from None
+    return load_settings(SlaveConfig, path, overrides)

@@ -1,0 +1,42 @@
+"""Run a long-lived process on the event loop until SIGTERM or Ctrl-C, then shut it down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+__all__ = ["serve_until_signalled"]
+
+logger = logging.getLogger(__name__)
+
+
+async def serve_until_signalled(
+    startup: Callable[[], Awaitable[None]], shutdown: Callable[[], Awaitable[None]]
+) -> None:
+    """``startup``, wait for SIGTERM/SIGINT, ``shutdown``; a second signal exits at once.
+
+    The previous signal handlers are restored afterwards; ``shutdown`` runs even if
+    ``startup`` failed half-way, so sockets and files are always released.
+    """
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+
+    def _on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if stopped.is_set():
+            logger.warning("Second %s: exiting now", name)
+            raise SystemExit(130)
+        logger.info("%s received: stopping (again to force)", name)
+        stopped.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _on_signal, signum)
+    try:
+        await startup()
+        await stopped.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await shutdown()
