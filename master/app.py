@@ -63,6 +63,8 @@ class Master:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for link in list(self.links.values()):
             await link.async_stop()
+            if link.node_id is not None and self.db is not None:  # nobody watches them any more
+                await self.db.call(self.db.store.mark_offline, link.node_id)
         if self.db is not None:
             self.db.close()
         if self.store is not None:

@@ -87,11 +87,17 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per court")] = False,
 ) -> None:
     """Courts known to the master: online or offline, last seq published vs stored, lag."""
-    from master.db.migrate import upgrade
-    from master.db.store import CentralStore
+    from master.db.migrate import current_revision
+    from master.db.store import SQLITE_FILE_NAME, CentralStore
 
     cfg = _config(config, database_url=db, data_dir=data_dir)
-    upgrade(cfg.url())
+    if cfg.database_url is None and not (cfg.data_dir / SQLITE_FILE_NAME).exists():
+        err.print(f"[red]No master database in {cfg.data_dir}[/red]: has `restrike master run` run here? (or pass --db)")
+        raise typer.Exit(2)
+    if current_revision(cfg.url()) is None:
+        err.print("[red]This database has no reStrike VTA schema[/red] (wrong --db?). "
+                  "Start `restrike master run` or run `restrike master db upgrade` first.")
+        raise typer.Exit(2)
     store = CentralStore(cfg.url())
     try:
         rows = []

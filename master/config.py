@@ -25,7 +25,7 @@ DEFAULT_MASTER_DIR = Path("data/master")
 class MasterConfig(FileSettings):
     model_config = SettingsConfigDict(env_prefix="RESTRIKE_MASTER_", extra="forbid")
 
-    data_dir: Path = Field(DEFAULT_MASTER_DIR, title="Folder of the embedded database and logs")
+    data_dir: Path = Field(DEFAULT_MASTER_DIR, title="Folder of the embedded SQLite database")
     database_url: str | None = Field(
         None,
         title="Central database",
@@ -36,7 +36,10 @@ class MasterConfig(FileSettings):
     )
     mdns: bool = Field(True, title="Find courts by mDNS")
     mdns_interface: str | None = Field(None, title="IP address of the interface to browse on")
-    heartbeat_seconds: float = Field(1.0, gt=0, le=30, title="Slaves' heartbeat interval (3 missed = offline)")
+    heartbeat_seconds: float = Field(
+        1.0, gt=0, le=30,
+        title="Assumed heartbeat interval until a court's first heartbeat states its own (3 missed = offline)",
+    )
     page_size: int = Field(2000, ge=10, le=20_000, title="Events per catch-up page")
 
     @field_validator("endpoints")

@@ -392,9 +392,10 @@ class SlaveLink:
     # --- liveness -----------------------------------------------------------------------
 
     async def _async_watch(self) -> None:
-        limit = 3 * self.heartbeat_seconds + 0.5
         while True:
-            await asyncio.sleep(self.heartbeat_seconds / 2)
+            await asyncio.sleep(min(self.heartbeat_seconds, 1.0) / 2)
+            interval = self.last_heartbeat.interval_seconds if self.last_heartbeat else self.heartbeat_seconds
+            limit = 3 * interval + 0.5
             now = time.monotonic()
             if self.online and now - self._last_seen > limit:
                 self.online = False

@@ -49,7 +49,7 @@ from shared.pss import parse_datagram
 from shared.records import EventRecord
 from slave_agent.config import StoreConfig, UdpConfig
 from slave_agent.db.schema import migrate
-from slave_agent.db.store import _EVENT_COLUMNS, _INSERT_EVENT, DB_FILENAME, Datagram, EventStore, connect
+from slave_agent.db.store import EVENT_COLUMNS, INSERT_EVENT, DB_FILENAME, Datagram, EventStore, connect
 from slave_agent.ingest import UdpIngest
 
 __all__ = ["FULL_PLAN", "QUICK_PLAN", "BenchPlan", "app", "async_run_benchmark"]
@@ -160,7 +160,9 @@ def _bench() -> None:
 
 @app.command()
 def ingest(
-    duration: float = typer.Option(10.0, min=0.2, max=600, help="Seconds per sustained step (and for the latency run)"),
+    duration: float | None = typer.Option(
+        None, min=0.2, max=600, help="Seconds per sustained step and for the latency run (default 10, quick 2)"
+    ),
     quick: bool = typer.Option(False, "--quick", help="Short smoke run: 2 s steps, fewer rates, smaller writer run"),
     budget: float | None = typer.Option(None, min=1, help="Seconds each rate search may take (default 180, quick 45)"),
 ) -> None:
@@ -171,7 +173,7 @@ def ingest(
     )
     logging.getLogger("slave_agent").setLevel(logging.WARNING)  # not a line per step's migrations
     plan = QUICK_PLAN if quick else FULL_PLAN
-    if duration != 10.0 or not quick:
+    if duration is not None:
         plan = replace(plan, duration_s=duration, latency_duration_s=duration)
     if budget is not None:
         plan = replace(plan, search_budget_s=budget)
@@ -497,7 +499,10 @@ class _Sender:
     async def _async_reply(self, timeout: float) -> Any:
         if not await asyncio.to_thread(self._conn.poll, timeout):
             raise RuntimeError(f"benchmark sender gave no answer within {timeout:.0f} s")
-        return self._conn.recv()
+        try:
+            return self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"benchmark sender exited (exit code {self._proc.exitcode})") from None
 
     def __enter__(self) -> _Sender:
         return self
@@ -617,7 +622,7 @@ def _writer_vs_executemany(plan: BenchPlan) -> dict[str, Any]:
                 writer_s += time.perf_counter() - started
                 writer_rows += len(records)
                 rows = store.conn.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM pss_events_v2 WHERE epoch = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                    f"SELECT {EVENT_COLUMNS} FROM pss_events_v2 WHERE epoch = ? AND seq BETWEEN ? AND ? ORDER BY seq",
                     (store.epoch, records[0].seq, records[-1].seq),
                 ).fetchall()
                 matches = store.conn.execute("SELECT * FROM matches").fetchall()
@@ -628,7 +633,7 @@ def _writer_vs_executemany(plan: BenchPlan) -> dict[str, Any]:
                     conn.execute("COMMIT")
                 started = time.perf_counter()
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_EVENT, rows)
+                conn.executemany(INSERT_EVENT, rows)
                 conn.execute("COMMIT")
                 plain_s += time.perf_counter() - started
             plain_rows = conn.execute("SELECT COUNT(*) FROM pss_events_v2").fetchone()[0]

@@ -90,6 +90,7 @@ class Heartbeat(_Wire):
     sent_ms: int
     pub_port: int
     router_port: int
+    interval_seconds: float = Field(1.0, gt=0, description="When the next heartbeat is due; 3 missed = offline")
     health: Health = Health()
     obs: ObsStatus = ObsStatus()
     match: dict[str, Any] | None = None

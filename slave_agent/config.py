@@ -58,7 +58,9 @@ class PublisherConfig(_Section):
     host: str = Field("0.0.0.0", title="Address the ZeroMQ sockets bind to")
     pub_port: int = Field(5570, ge=1, le=65535, title="PUB port: live events and heartbeats")
     router_port: int = Field(5571, ge=1, le=65535, title="ROUTER port: catch-up and commands")
-    heartbeat_seconds: float = Field(1.0, gt=0, le=30, title="Heartbeat interval when idle")
+    heartbeat_seconds: float = Field(
+        1.0, gt=0, le=30, title="Heartbeat interval (sent in each heartbeat, so the master adapts)"
+    )
     mdns: bool = Field(True, title="Advertise this court over mDNS")
     mdns_interface: str | None = Field(None, title="IP address to advertise (all interfaces when unset)")
 

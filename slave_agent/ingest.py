@@ -172,7 +172,12 @@ class UdpIngest:
             if failures:
                 logger.warning("Database writable again after %d retries; nothing was lost", failures)
                 self.stats.last_error = None
-            self._full_warned = False
+            if self._full_warned and self.queue.qsize() < self.queue.maxsize // 2:
+                logger.warning(
+                    "Ingest queue below half again; %d datagrams were dropped in all (see the error above)",
+                    self.stats.dropped_queue_full,
+                )
+                self._full_warned = False
             return records
 
 

@@ -149,6 +149,7 @@ class Publisher:
             sent_ms=time.time_ns() // 1_000_000,
             pub_port=self.pub_port,
             router_port=self.router_port,
+            interval_seconds=self.heartbeat_seconds,
             health=Health(
                 cpu_percent=psutil.cpu_percent(interval=None),
                 memory_percent=psutil.virtual_memory().percent,

@@ -100,6 +100,7 @@ _DECISIONS = frozenset(
 _UDP_PORT = re.compile(r"^Udp Port (\d+) (connected|disconnected);?$", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 _QUOTES = "'\""
+_BLANK = " \t" + _QUOTES
 
 
 def parse_datagram(data: bytes) -> list[PssEvent]:
@@ -120,8 +121,12 @@ def parse_datagram(data: bytes) -> list[PssEvent]:
         text = data.decode("utf-8", "backslashreplace")
         decode_error = f"invalid UTF-8 at byte {exc.start}"
     # NUL inside a message cannot live in a text column (PostgreSQL); raw_datagram keeps the bytes.
-    text = text.replace("\x00", "\\x00")
-    lines = [ln for ln in _LINE_BREAKS.split(text) if ln.strip(" \t" + _QUOTES)]
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if "\n" in text or "\r" in text:
+        lines = [ln for ln in _LINE_BREAKS.split(text) if ln.strip(_BLANK)]
+    else:  # the usual case: one message per datagram
+        lines = [text] if text.strip(_BLANK) else []
     if not lines:
         return [_invalid(text, "", "empty datagram")]
     events = [parse_line(ln) for ln in lines]
@@ -137,7 +142,7 @@ def parse_line(line: str) -> PssEvent:
     """One protocol line (without its line break) to an event; never raises."""
     raw = line
     text = line.strip().strip(_QUOTES).strip()
-    port = _UDP_PORT.match(text)
+    port = _UDP_PORT.match(text) if text[:1] in ("U", "u") else None
     if port:
         return PssEvent(
             raw,

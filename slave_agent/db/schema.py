@@ -156,6 +156,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ORDER BY e.tournament_day_id, e.received_ms;
         """,
     ),
+    (
+        "index events by match (naming a match back-fills its earlier rows)",
+        "CREATE INDEX ix_events_match_id ON pss_events_v2 (match_id);",
+    ),
 ]
 
 

@@ -26,6 +26,8 @@ from slave_agent.db.schema import migrate
 
 __all__ = [
     "DB_FILENAME",
+    "EVENT_COLUMNS",
+    "INSERT_EVENT",
     "RECORD_SELECT",
     "Datagram",
     "DayContext",
@@ -41,14 +43,14 @@ logger = logging.getLogger(__name__)
 
 DB_FILENAME = "restrike-slave.sqlite3"
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "node_id, epoch, seq, received_ms, source_addr, raw, raw_datagram, event_code, "
     "event_category, parsed_data, is_valid, error_message, processing_us, tournament_id, "
     "tournament_day_id, match_id, match_number"
 )
-_INSERT_EVENT = (
-    f"INSERT INTO pss_events_v2 ({_EVENT_COLUMNS}) "
-    f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS.split(', ')))})"
+INSERT_EVENT = (
+    f"INSERT INTO pss_events_v2 ({EVENT_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS.split(', ')))})"
 )
 RECORD_SELECT = """
     SELECT e.node_id, e.epoch, e.seq, e.received_ms, e.raw, e.raw_datagram, e.event_code,
@@ -60,6 +62,8 @@ RECORD_SELECT = """
     LEFT JOIN matches m ON m.id = e.match_id
 """
 
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 #: Events whose first arrival is dated on the match row.
 _MATCH_MILESTONES = {"rdy": "ready_ms", "win": "finished_ms", "wmh": "finished_ms"}
@@ -199,7 +203,7 @@ class EventStore:
                     row, record = self._row(event, dgram, seq, match, parse_us)
                     rows.append(row)
                     records.append(record)
-            self.conn.executemany(_INSERT_EVENT, rows)
+            self.conn.executemany(INSERT_EVENT, rows)
             if match is not None and rows:
                 self._save_match(match, state)
             named = {m.uuid: m for m in named_matches}
@@ -286,7 +290,7 @@ class EventStore:
     ) -> tuple[tuple[Any, ...], EventRecord]:
         day = self.day
         number = match.number if match else None
-        parsed = json.dumps(event.fields, ensure_ascii=False, separators=(",", ":"))
+        parsed = _JSON.encode(event.fields)
         row = (
             self.node_id,
             self.epoch,
@@ -306,7 +310,7 @@ class EventStore:
             match.id if match else None,
             number,
         )
-        record = EventRecord.model_construct(
+        record = EventRecord.trusted(
             node_id=self.node_id,
             epoch=self.epoch,
             seq=seq,
@@ -523,7 +527,7 @@ class EventStore:
 def row_to_record(row: Iterable[Any]) -> EventRecord:
     (node_id, epoch, seq, received_ms, raw, raw_datagram, code, category, parsed, valid, error,
      processing_us, t_uuid, d_uuid, m_uuid, match_number, rec_ts, str_ts, ivr) = row
-    return EventRecord.model_construct(
+    return EventRecord.trusted(
         node_id=node_id,
         epoch=epoch,
         seq=seq,
