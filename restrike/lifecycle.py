@@ -31,12 +31,19 @@ async def serve_until_signalled(
         logger.info("%s received: stopping (again to force)", name)
         stopped.set()
 
+    previous: dict[int, object] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, _on_signal, signum)
+        try:
+            loop.add_signal_handler(signum, _on_signal, signum)
+        except NotImplementedError:  # Windows: no loop signal handlers, use the plain ones
+            previous[signum] = signal.signal(signum, lambda s, _f: loop.call_soon_threadsafe(_on_signal, s))
     try:
         await startup()
         await stopped.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+            if signum in previous:
+                signal.signal(signum, previous[signum])  # type: ignore[arg-type]
+            else:
+                loop.remove_signal_handler(signum)
         await shutdown()

@@ -253,7 +253,7 @@ class MatchState:
         self.break_active = False
 
     def _on_score(self, fields: dict[str, Any]) -> None:
-        self.score = (fields["blue_score"], fields["red_score"])
+        self.score = (fields.get("blue_score", self.score[0]), fields.get("red_score", self.score[1]))
 
     def _on_round_scores(self, fields: dict[str, Any]) -> None:
         blue, red = fields["blue_round_scores"], fields["red_round_scores"]
@@ -263,7 +263,8 @@ class MatchState:
             self.round_scores[number] = (blue.get(key, old_blue), red.get(key, old_red))
 
     def _on_warnings(self, fields: dict[str, Any]) -> None:
-        self.warnings[self.round] = (fields["blue_warnings"], fields["red_warnings"])
+        blue, red = self.warnings.get(self.round, (0, 0))
+        self.warnings[self.round] = (fields.get("blue_warnings", blue), fields.get("red_warnings", red))
 
     def _on_round_winners(self, fields: dict[str, Any]) -> None:
         self.round_winners = {
@@ -368,8 +369,10 @@ _HANDLERS: dict[str, _Handler] = {
     "at1": MatchState._on_athletes,
     "rnd": MatchState._on_round,
     "sc1": MatchState._on_score,
+    "sc2": MatchState._on_score,
     **{f"s{a}{r}": MatchState._on_round_scores for a in "12" for r in "1234"},
     "wg1": MatchState._on_warnings,
+    "wg2": MatchState._on_warnings,
     "wrd": MatchState._on_round_winners,
     "sup": MatchState._on_leader,
     "pt1": MatchState._on_point,

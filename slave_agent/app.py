@@ -24,6 +24,7 @@ __all__ = ["SlaveAgent", "run_agent"]
 logger = logging.getLogger(__name__)
 
 CONTEXT_RELOAD_SECONDS = 2.0
+KEEP_ALIVE_SECONDS = 5.0
 
 
 class SlaveAgent:
@@ -81,6 +82,7 @@ class SlaveAgent:
             )
             await self.advertiser.async_start()
         self._spawn(self._async_reload_context(), "context-reload")
+        self._spawn(self._async_keep_sessions_alive(), "session-keep-alive")
         day = self.store.day
         logger.info(
             "Court %r (node %s, epoch %s) ready; %s",
@@ -123,6 +125,13 @@ class SlaveAgent:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("Background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def _async_keep_sessions_alive(self) -> None:
+        """Date open OBS sessions' last sign of life, so the repair after a power cut ends them there."""
+        book = SessionBook(self.store.conn)
+        while True:
+            await asyncio.sleep(KEEP_ALIVE_SECONDS)
+            await self.ingest.async_in_writer(book.keep_alive)
 
     async def _async_reload_context(self) -> None:
         """Follow a tournament day activated from the CLI while the agent runs."""

@@ -286,6 +286,22 @@ SessionTypeArg = Annotated[str, typer.Argument(help="stream, recording or replay
 DayOpt = Annotated[str | None, typer.Option(help="Day (UUID, TOURNAMENT:N or N) [default: the active day]")]
 
 
+def _signed_hms(seconds: float) -> str:
+    """A session's start in stream time; negative after a large negative correction."""
+    from shared.stream_time import format_hms
+
+    return format_hms(seconds) if seconds >= 0 else "-" + format_hms(-seconds)
+
+
+def _reason(value: str) -> Any:
+    from shared.stream_time import InterruptionReason
+
+    try:
+        return InterruptionReason(value)
+    except ValueError:
+        raise typer.BadParameter(f"choose one of: {', '.join(r.value for r in InterruptionReason)}") from None
+
+
 def _session_type(value: str) -> Any:
     from shared.stream_time import SessionType
 
@@ -309,21 +325,22 @@ def session_start(
     kind: SessionTypeArg,
     day: DayOpt = None,
     reason: Annotated[str, typer.Option(help="Why a still-open session ended")] = "manual_stop",
+    at: Annotated[str | None, typer.Option(help="When it started (UTC, ISO 8601) [default: now]")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Start the next session now (an open one is ended first with --reason)."""
-    from shared.stream_time import InterruptionReason
+    """Start the next session (an open one is ended first with --reason); events in it are restamped."""
     from slave_agent.db.sessions import SessionBook
 
     store = _open_store(config, data_dir)
     try:
-        session = SessionBook(store.conn).start(
-            _session_day(store, day), _session_type(kind), previous_ended_because=InterruptionReason(reason)
-        )
+        day_id = _session_day(store, day)
+        book = SessionBook(store.conn)
+        session = book.start(day_id, _session_type(kind), _parse_time(at), previous_ended_because=_reason(reason))
+        book.recalculate_day(day_id)
     finally:
         store.close()
-    err.print(f"{kind} session {session.number} started; its time continues at {session.cumulative_offset_seconds:.0f} s")
+    err.print(f"{kind} session {session.number} started; its time continues at {_signed_hms(session.cumulative_offset_seconds)}")
 
 
 @session_app.command("end")
@@ -331,18 +348,19 @@ def session_end(
     kind: SessionTypeArg,
     day: DayOpt = None,
     reason: Annotated[str | None, typer.Option(help="laptop_restart, obs_crash, manual_stop, network_loss, agent_restart, day_end")] = None,
+    at: Annotated[str | None, typer.Option(help="When it ended (UTC, ISO 8601) [default: now]")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """End the running session of a type now."""
-    from shared.stream_time import InterruptionReason
     from slave_agent.db.sessions import SessionBook
 
     store = _open_store(config, data_dir)
     try:
-        ended = SessionBook(store.conn).end(
-            _session_day(store, day), _session_type(kind), reason=InterruptionReason(reason) if reason else None
-        )
+        day_id = _session_day(store, day)
+        book = SessionBook(store.conn)
+        ended = book.end(day_id, _session_type(kind), _parse_time(at), reason=_reason(reason) if reason else None)
+        book.recalculate_day(day_id)
     finally:
         store.close()
     err.print(f"Ended {kind} session {ended.number}" if ended else f"No {kind} session was running")
@@ -352,12 +370,18 @@ def session_end(
 def session_correct(
     kind: SessionTypeArg,
     number: Annotated[int, typer.Argument(help="Session number")],
-    seconds: Annotated[float, typer.Argument(help="Correction in seconds (may be negative)")],
+    seconds: Annotated[
+        float, typer.Option("--seconds", "-s", help="The session's correction in seconds, e.g. -s -4 (replaces any earlier one)")
+    ],
     day: DayOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Correct a session's offset by hand; the day's stream times are recalculated."""
+    """Set a session's manual correction (it replaces the previous one); the day's times are recalculated.
+
+    Example: the published video lost 4 s at the restart of stream session 2:
+    `restrike slave session correct stream 2 --seconds -4`.
+    """
     from slave_agent.db.sessions import SessionBook
 
     store = _open_store(config, data_dir)
@@ -375,7 +399,7 @@ def session_correct(
 def session_list(day: DayOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Sessions of a day with their offsets and interruption reasons."""
     from shared.records import ms_to_iso
-    from shared.stream_time import SessionType, format_hms
+    from shared.stream_time import SessionType
     from slave_agent.db.sessions import SessionBook
 
     store = _open_store(config, data_dir)
@@ -387,7 +411,7 @@ def session_list(day: DayOpt = None, config: ConfigOpt = None, data_dir: DataDir
             for s in book.sessions(day_id, kind):
                 table.add_row(
                     kind.value, str(s.number), ms_to_iso(s.start_ms)[:19], ms_to_iso(s.end_ms)[:19] if s.end_ms else "running",
-                    format_hms(s.cumulative_offset_seconds), f"{s.time_offset_seconds:+.0f} s",
+                    _signed_hms(s.cumulative_offset_seconds), f"{s.time_offset_seconds:+.0f} s",
                     s.interruption_reason.value if s.interruption_reason else "",
                 )
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ __all__ = ["IngestStats", "UdpIngest"]
 logger = logging.getLogger(__name__)
 
 CommitListener = Callable[[list[EventRecord]], None]
+#: Not exported by Python's socket module; 33 on Linux.
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else 0)
 
 
 @dataclass(slots=True)
@@ -93,7 +96,17 @@ class UdpIngest:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        try:  # beyond net.core.rmem_max when the agent may (root or CAP_NET_ADMIN on Linux)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE or socket.SO_RCVBUF, receive_buffer)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports double
+        if granted < receive_buffer:
+            logger.warning(
+                "UDP receive buffer is %d KiB, not the %d KiB asked for (the system caps it); bursts may be "
+                "dropped by the kernel. Raise the cap: sysctl -w net.core.rmem_max=%d",
+                granted // 1024, receive_buffer // 1024, receive_buffer,
+            )
         try:
             sock.bind((host, port))
         except OSError as exc:

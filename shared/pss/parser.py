@@ -208,6 +208,8 @@ def _keyed(args: list[str], keys: set[str], width: int) -> dict[str, list[str]]:
         key = args[i].lower()
         if key not in keys:
             raise _FieldError(f"unexpected sub-key {args[i]!r}")
+        if key in out:
+            raise _FieldError(f"{key} given twice")
         values = args[i + 1 : i + 1 + width]
         if len(values) < width:
             raise _FieldError(f"{key} needs {width} value(s)")
@@ -238,26 +240,23 @@ def _hit_level(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
     return Category.HIT_LEVEL, {"athlete": _SIDES[code[2]], "level": level}
 
 
-def _pair_counts(code: str, args: list[str]) -> dict[str, int]:
-    """``wg1;a;wg2;b`` / ``sc1;a;sc2;b``: the first value follows the code itself."""
-    _need(args, 1, f"{code};<n>;{code[:2]}2;<n>")
-    values = {code: args[0], **{k: v[0] for k, v in _keyed(args[1:], {code[:2] + "2"}, 1).items()}}
-    if len(values) != 2:
-        raise _FieldError(f"{code[:2]}2 missing")
+def _pair_counts(code: str, args: list[str], field: str) -> dict[str, int]:
+    """``wg1;a;wg2;b`` / ``sc1;a;sc2;b`` in one datagram, or either side alone as the spec lists them."""
+    prefix = code[:2]
+    values = _keyed([code, *args], {prefix + "1", prefix + "2"}, 1)
     return {
-        "blue": _int(values[code[:2] + "1"], "blue"),
-        "red": _int(values[code[:2] + "2"], "red"),
+        f"{side}_{field}": _int(values[f"{prefix}{n}"][0], f"{prefix}{n}")
+        for n, side in (("1", "blue"), ("2", "red"))
+        if f"{prefix}{n}" in values
     }
 
 
 def _warnings(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
-    counts = _pair_counts(code, args)
-    return Category.WARNING, {"blue_warnings": counts["blue"], "red_warnings": counts["red"]}
+    return Category.WARNING, _pair_counts(code, args, "warnings")
 
 
 def _score(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
-    counts = _pair_counts(code, args)
-    return Category.OTHER, {"blue_score": counts["blue"], "red_score": counts["red"]}
+    return Category.OTHER, _pair_counts(code, args, "score")
 
 
 def _timed(args: list[str], actions: frozenset[str], code: str) -> dict[str, Any]:
@@ -513,7 +512,9 @@ _HANDLERS: dict[str, _Handler] = {
     "hl1": _hit_level,
     "hl2": _hit_level,
     "wg1": _warnings,
+    "wg2": _warnings,
     "sc1": _score,
+    "sc2": _score,
     "ij0": _injury,
     "ij1": _injury,
     "ij2": _injury,

@@ -388,9 +388,14 @@ class EventStore:
     def add_day(
         self, tournament: str, day_number: int, date: str, *, name: str | None = None, day_uuid: str | None = None
     ) -> str:
-        """A day of a tournament (by UUID or name); returns the day's UUID."""
+        """A day of a tournament (by UUID or name); returns the day's UUID.
+
+        Derived from the tournament's UUID and the day number, so every court given the same
+        tournament UUID names its days alike and the master sees one day, not one per court.
+        """
         tournament_id = self._tournament_id(tournament)
-        value = day_uuid or str(uuid.uuid4())
+        t_uuid = self.conn.execute("SELECT uuid FROM tournaments WHERE id = ?", (tournament_id,)).fetchone()[0]
+        value = day_uuid or str(uuid.uuid5(uuid.UUID(t_uuid), f"day-{day_number}"))
         with self._transaction():
             self.conn.execute(
                 "INSERT INTO tournament_days (uuid, tournament_id, day_number, date, name) VALUES (?, ?, ?, ?, ?)",

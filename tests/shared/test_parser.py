@@ -245,7 +245,7 @@ def test_round_stats() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["pt1;6", "pt1;x", "hl1;101", "wg1;1", "ch1;2", "ch1;1;5", "wrd;rd1;3", "wrd;rd1", "win;GREEN",
+    ["pt1;6", "pt1;x", "hl1;101", "wg1;1;wg1;2", "ch1;2", "ch1;1;5", "wrd;rd1;3", "wrd;rd1", "win;GREEN",
      "wmh;X;two-one", "wmh;X;2-1 XYZ", "at1;a;b;c", "mch;;Final;M", "rnd;0", "rdy;Loaded", "rsr;1",
      "sup;3", "hwt;9", "insl;maybe:", "rst;1;st1;0;0"],
 )
@@ -293,3 +293,17 @@ def test_protocol_like_text_never_raises(tokens: list[str]) -> None:
     event = parse_line(line)
     assert isinstance(event.raw, str)
     assert event.valid or event.error
+
+
+@pytest.mark.parametrize(
+    ("line", "fields"),
+    [
+        ("sc1;0;", {"blue_score": 0}),  # the spec lists each side on its own
+        ("sc2; 4", {"red_score": 4}),
+        ("wg2;1", {"red_warnings": 1}),
+        ("wg2;1;wg1;0", {"blue_warnings": 0, "red_warnings": 1}),
+    ],
+)
+def test_score_and_warnings_may_come_one_side_at_a_time(line: str, fields: dict) -> None:
+    event = parse_line(line)
+    assert event.valid and event.fields == fields
