@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from master import cli as master_cli
-from restrike import __version__, bench, pss_cli
+from restrike import __version__, bench, bench_pipeline, pss_cli
 from slave_agent import cli as slave_cli
 
 __all__ = ["app", "main"]
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.add_typer(slave_cli.app, name="slave")
 app.add_typer(master_cli.app, name="master")
 app.add_typer(pss_cli.app, name="pss")
+bench_pipeline.register(bench.app)
 app.add_typer(bench.app, name="bench")
 
 
