@@ -66,7 +66,7 @@ class Master:
             if link.node_id is not None and self.db is not None:  # nobody watches them any more
                 await self.db.call(self.db.store.mark_offline, link.node_id)
         if self.db is not None:
-            self.db.close()
+            await self.db.async_close()
         if self.store is not None:
             self.store.close()
         self.ctx.destroy(linger=0)

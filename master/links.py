@@ -52,13 +52,20 @@ PIPELINE_PAGES = 4
 
 
 class DbWorker:
-    """The central store behind one thread: every write is serialised and retried, never dropped."""
+    """The central store behind one thread: every write is serialised and retried, never dropped.
+
+    Event batches of all courts that arrive while a commit runs are stored together in the
+    next one ("group commit"): a commit's fixed cost is paid once per round, not per court.
+    """
 
     def __init__(self, store: CentralStore, retry_seconds: float = 1.0):
         self.store = store
         self.retry_seconds = retry_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="central-db")
         self._down_since: float | None = None
+        self._pending: list[tuple[list[EventRecord], asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._committer: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run a store method on the DB thread; wait and retry while the database is unavailable."""
@@ -82,7 +89,40 @@ class DbWorker:
                 self._down_since = None
             return result
 
-    def close(self) -> None:
+    async def insert(self, records: list[EventRecord]) -> None:
+        """Store a batch in the next group commit; raises ``CentralStoreError`` if the group is refused."""
+        if self._committer is None:
+            self._wake = asyncio.Event()
+            self._committer = asyncio.create_task(self._async_commit_groups(), name="central-group-commit")
+        assert self._wake is not None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((records, future))
+        self._wake.set()
+        await future
+
+    async def _async_commit_groups(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            group, self._pending = self._pending, []
+            if not group:
+                continue
+            try:
+                await self.call(self.store.insert_events, [r for records, _ in group for r in records])
+            except CentralStoreError as exc:  # each court then retries its own batch alone
+                for _, future in group:
+                    future.set_exception(exc)
+                continue
+            for _, future in group:
+                future.set_result(None)
+
+    async def async_close(self) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            await asyncio.gather(self._committer, return_exceptions=True)
+        for _, future in self._pending:
+            future.cancel()
         self._executor.shutdown(wait=True)
 
 
@@ -155,6 +195,9 @@ class SlaveLink:
             sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, silent_ms)
             sock.setsockopt(zmq.CONNECT_TIMEOUT, silent_ms)
         self.sub.setsockopt(zmq.RCVHWM, 100_000)
+        # Plain views of the same sockets: reading a ready socket needs no future per message.
+        self._sub_now = zmq.Socket.shadow(self.sub.underlying)
+        self._dealer_now = zmq.Socket.shadow(self.dealer.underlying)
 
     @property
     def name(self) -> str:
@@ -201,14 +244,14 @@ class SlaveLink:
             if self.sub in ready:
                 for _ in range(1000):  # drain a burst before looking at the dealer again
                     try:
-                        frames = await self.sub.recv_multipart(flags=zmq.NOBLOCK)
+                        frames = self._sub_now.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
                     await self._async_on_pub(frames)
             if self.dealer in ready:
                 while True:
                     try:
-                        frames = await self.dealer.recv_multipart(flags=zmq.NOBLOCK)
+                        frames = self._dealer_now.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
                     await self._async_on_reply(frames)
@@ -369,7 +412,7 @@ class SlaveLink:
             while not self._pipeline.empty() and len(batch) < 5000:
                 batch.extend(self._pipeline.get_nowait())
             try:
-                await self.db.call(self.db.store.insert_events, batch)
+                await self.db.insert(batch)
             except CentralStoreError:
                 await self._async_store_one_by_one(batch)
             self.stats.stored += len(batch)

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, func, select, update
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -101,6 +101,8 @@ class CentralStore:
     def __init__(self, url: str) -> None:
         self._engine = create_central_engine(url)
         self._postgresql = self._engine.dialect.name == "postgresql"
+        if self._postgresql:
+            event.listen(self._engine, "connect", _create_staging)
         self._insert: Callable[[Table], Any] = postgresql.insert if self._postgresql else sqlite.insert
         self._available = True
         self._nul_warned = False
@@ -333,7 +335,6 @@ class CentralStore:
         """PostgreSQL: binary COPY into a session-local staging table, then one
         ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; several times faster than any
         multi-row INSERT through the driver. Returns the node id of every new row."""
-        connection.execute(CreateTable(_STAGING, if_not_exists=True))
         driver = connection.connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
         with driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
@@ -365,6 +366,12 @@ class CentralStore:
                 record.seq,
             )
         return value.replace("\x00", "\\x00")
+
+
+def _create_staging(dbapi_connection: Any, _record: Any) -> None:
+    """The session's staging table, once per PostgreSQL connection instead of once per batch."""
+    dbapi_connection.execute(str(CreateTable(_STAGING, if_not_exists=True).compile(dialect=postgresql.dialect())))
+    dbapi_connection.commit()
 
 
 def _sqlite_row(record: EventRecord, now: dt.datetime) -> dict[str, Any]:

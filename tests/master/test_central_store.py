@@ -215,21 +215,19 @@ def test_connection_killed_between_batches_is_recovered(pg_url: str, admin_engin
         assert store.fetch_events("court-1", "e1") == first + second
 
 
-@pytest.mark.parametrize("stage", ["CREATE TEMPORARY TABLE", "INSERT INTO central_pss_events"])
+@pytest.mark.parametrize("stage", ["INSERT INTO central_pss_events", "UPDATE central_slave_nodes"])
 def test_connection_killed_mid_batch_raises_unavailable_and_retry_stores_once(
     pg_url: str, admin_engine: Engine, stage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Killed after creating the staging table, the raw COPY fails; killed before the
-    INSERT, SQLAlchemy's statement fails. Either way the caller sees the same error."""
+    """Killed before the insert from staging, or after it but before the commit: either way
+    the caller sees the same error, and its retry stores the batch once."""
     upgrade(pg_url)
     batch = records("court-1", "e1", range(1, 501))
     with CentralStore(pg_url) as store:
         store.upsert_node("court-1")
         killed: list[int] = []
 
-        hook = "after_cursor_execute" if stage.startswith("CREATE") else "before_cursor_execute"
-
-        @event.listens_for(store.engine, hook)
+        @event.listens_for(store.engine, "before_cursor_execute")
         def kill(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
             if statement.lstrip().startswith(stage) and not killed:
                 pid = conn.connection.driver_connection.info.backend_pid
