@@ -7,7 +7,6 @@ life, ``seq`` rises strictly, so the master can ask for "everything after" exact
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import sqlite3
@@ -179,7 +178,7 @@ class EventStore:
         so the caller keeps the batch and tries again.
         """
         seq, match = self.last_seq, self._match
-        state = copy.deepcopy(self.match_state)
+        state = self.match_state.clone()
         rows: list[tuple[Any, ...]] = []
         records: list[EventRecord] = []
         named_matches: list[_MatchLink] = []

@@ -11,6 +11,7 @@ import pytest
 
 from shared.match_state import MatchState, MatchStatus
 from shared.pss.parser import parse_line
+from shared.pss.simulator import simulate_match
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "reconstructed_pss_stream_20250720-20250809.tsv"
 
@@ -230,3 +231,16 @@ def test_wmh_without_win_names_the_colour() -> None:
 def test_snapshot_is_json_ready() -> None:
     state = fold([line for _, line in sample_rows()[:400]])
     assert json.loads(json.dumps(state.snapshot())) == state.snapshot()
+
+
+def test_clone_is_independent_of_the_original() -> None:
+    state = MatchState()
+    for _, line in simulate_match(3).lines:
+        state.fold(parse_line(line))
+    clone = state.clone()
+    assert clone.snapshot() == state.snapshot()
+    before = state.snapshot()
+    for _, line in simulate_match(4).lines:  # another whole match, challenge and result included
+        clone.fold(parse_line(line))
+    assert state.snapshot() == before
+    assert clone.snapshot() != before
