@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -52,7 +52,7 @@ PIPELINE_PAGES = 4
 
 
 class DbWorker:
-    """The central store behind one thread: every write is serialised and retried, never dropped.
+    """The central store behind one thread: every write is serialised, and retried while the database is away.
 
     Event batches of all courts that arrive while a commit runs are stored together in the
     next one ("group commit"): a commit's fixed cost is paid once per round, not per court.
@@ -91,9 +91,10 @@ class DbWorker:
 
     async def insert(self, records: list[EventRecord]) -> None:
         """Store a batch in the next group commit; raises ``CentralStoreError`` if the group is refused."""
-        if self._committer is None:
+        if self._committer is None or self._committer.done():
             self._wake = asyncio.Event()
             self._committer = asyncio.create_task(self._async_commit_groups(), name="central-group-commit")
+            self._committer.add_done_callback(_log_crash)
         assert self._wake is not None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((records, future))
@@ -106,24 +107,41 @@ class DbWorker:
             await self._wake.wait()
             self._wake.clear()
             group, self._pending = self._pending, []
+            group = [(records, future) for records, future in group if not future.done()]  # cancelled waiters
             if not group:
                 continue
             try:
                 await self.call(self.store.insert_events, [r for records, _ in group for r in records])
-            except CentralStoreError as exc:  # each court then retries its own batch alone
-                for _, future in group:
-                    future.set_exception(exc)
+            except Exception as exc:  # each court then retries its own batch alone
+                _settle(group, exc)
                 continue
-            for _, future in group:
-                future.set_result(None)
+            _settle(group, None)
 
-    async def async_close(self) -> None:
+    async def async_close(self, timeout: float = 5.0) -> None:
         if self._committer is not None:
             self._committer.cancel()
             await asyncio.gather(self._committer, return_exceptions=True)
         for _, future in self._pending:
             future.cancel()
-        self._executor.shutdown(wait=True)
+        try:  # a database call may be stuck on a dead server: do not hang the shutdown on it
+            await asyncio.wait_for(asyncio.to_thread(self._executor.shutdown, True), timeout)
+        except TimeoutError:
+            logger.warning("A central database call did not finish within %.0f s of shutdown", timeout)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Group commit task failed; the next insert restarts it", exc_info=task.exception())
+
+
+def _settle(group: list[tuple[list[EventRecord], asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, future in group:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 @dataclass(slots=True)
@@ -179,9 +197,11 @@ class SlaveLink:
         self._request_id = 0
         self._request_sent = 0.0
         self._buffer: list[EventRecord] = []
-        self._buffer_overflowed = False
+        self._ready = False  # the database's positions for this court are loaded
+        self._page_wanted = False
+        self._behind_warned = False
         self._pipeline: asyncio.Queue[list[EventRecord]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.sub = ctx.socket(zmq.SUB)
         self.dealer = ctx.socket(zmq.DEALER)
         # A cut cable leaves TCP silently retransmitting with exponential back-off, so once the
@@ -207,15 +227,11 @@ class SlaveLink:
         self.sub.subscribe(b"")
         self.sub.connect(f"tcp://{self.endpoint.host}:{self.endpoint.pub_port}")
         self.dealer.connect(f"tcp://{self.endpoint.host}:{self.endpoint.router_port}")
+        self._spawn(self._async_receive(), "recv")
+        self._spawn(self._async_store_pipeline(), "store")
+        self._spawn(self._async_watch(), "watch")
         if self.node_id is not None:
-            await self._async_load_cursor()
-        self._tasks = [
-            asyncio.create_task(self._async_receive(), name=f"link-{self.endpoint.key}-recv"),
-            asyncio.create_task(self._async_store_pipeline(), name=f"link-{self.endpoint.key}-store"),
-            asyncio.create_task(self._async_watch(), name=f"link-{self.endpoint.key}-watch"),
-        ]
-        for task in self._tasks:
-            task.add_done_callback(self._task_done)
+            self._spawn(self._async_load_cursor(), "cursor")
         logger.info("Connecting to court at %s (%s)", self.endpoint.key, self.endpoint.source)
 
     async def async_stop(self) -> None:
@@ -225,17 +241,28 @@ class SlaveLink:
         self.sub.close(linger=0)
         self.dealer.close(linger=0)
 
+    def _spawn(self, coro: Coroutine[object, object, None], role: str) -> None:
+        task = asyncio.create_task(coro, name=f"link-{self.endpoint.key}-{role}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("Link task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _async_load_cursor(self) -> None:
+        """What the database already holds of this court; live events wait meanwhile (held)."""
         assert self.node_id is not None
         self.cursor.known = await self.db.call(self.db.store.last_stored, self.node_id)
+        self._ready = True
+        if self.last_heartbeat is not None or self._buffer:
+            await self._async_request_catchup()
 
     # --- receiving ----------------------------------------------------------------------
 
     async def _async_receive(self) -> None:
+        """Reads both sockets; never waits on the database, so heartbeats are always seen."""
         poller = zmq.asyncio.Poller()
         poller.register(self.sub, zmq.POLLIN)
         poller.register(self.dealer, zmq.POLLIN)
@@ -259,9 +286,9 @@ class SlaveLink:
     async def _async_send(self, payload: bytes) -> None:
         """Never wait on the DEALER: an absent slave must not stall this link."""
         try:
-            await self.dealer.send(payload, flags=zmq.NOBLOCK)
+            self._dealer_now.send(payload, zmq.NOBLOCK)
         except zmq.Again:
-            logger.debug("Send queue to %s full; the next heartbeat retries", self.name)
+            logger.debug("Send queue to %s full; the request timeout retries", self.name)
 
     def _bad(self, reason: str) -> None:
         self.stats.bad_messages += 1
@@ -277,7 +304,6 @@ class SlaveLink:
         except WireError as exc:
             self._bad(str(exc))
             return
-        self._last_seen = time.monotonic()
         if isinstance(message, Heartbeat):
             await self._async_on_heartbeat(message)
         elif isinstance(message, EventMessage):
@@ -287,19 +313,29 @@ class SlaveLink:
             self._bad(f"unexpected {message.type!r} on PUB")
 
     async def _async_on_heartbeat(self, hb: Heartbeat) -> None:
-        first = self.node_id is None
         if self.node_id is not None and hb.node_id != self.node_id:
             self._bad(f"heartbeat from node {hb.node_id!r} on the link of {self.node_id!r}")
             return
+        self._last_seen = time.monotonic()
+        first = self.node_id is None
         self.node_id, self.court, self.last_heartbeat = hb.node_id, hb.court, hb
-        if first:
-            await self._async_load_cursor()
         if not self.online:
             self.online = True
             logger.info("Court %s (%s) online", hb.court, hb.node_id)
         self.on_change(self)
-        if not self._catching_up and (hb.epoch != self.cursor.epoch or hb.last_seq > self.cursor.accepted):
-            if self.cursor.epoch is not None:
+        if first:
+            self._spawn(self._async_load_cursor(), "cursor")
+            return
+        cur = self.cursor
+        if hb.epoch == cur.epoch and hb.last_seq < cur.accepted and not self._behind_warned:
+            self._behind_warned = True
+            logger.error(
+                "Court %s announces seq %d but the master already holds %d of the same database "
+                "(epoch %s): was it restored from a backup? Its new events would be ignored; give the "
+                "court a fresh database (a new epoch).", self.name, hb.last_seq, cur.accepted, hb.epoch[:8],
+            )
+        if self._ready and not self._catching_up and (hb.epoch != cur.epoch or hb.last_seq > cur.accepted):
+            if cur.epoch is not None:
                 self.stats.gaps += 1
             await self._async_request_catchup()
 
@@ -308,16 +344,15 @@ class SlaveLink:
             if self.node_id is not None:
                 self._bad(f"event from node {record.node_id!r} on the link of {self.node_id!r}")
             return  # identity unknown yet: the first heartbeat's catch-up brings it
-        if self._catching_up:
+        if self._catching_up or not self._ready:
             self._hold(record)
         elif self._accept_live(record):
             await self._async_request_catchup()
 
     def _hold(self, record: EventRecord) -> None:
+        """Keep a live event until the catch-up is done; past the limit the next heartbeat fetches it."""
         if len(self._buffer) < LIVE_BUFFER_LIMIT:
             self._buffer.append(record)
-        else:
-            self._buffer_overflowed = True  # a further catch-up will fetch them from the slave
 
     def _accept_live(self, record: EventRecord) -> bool:
         """Queue the next event in order; True if it was a gap (which starts a catch-up)."""
@@ -345,10 +380,11 @@ class SlaveLink:
     async def _async_send_request(self) -> None:
         self._request_id += 1
         self._request_sent = time.monotonic()
+        self._page_wanted = False
         cur = self.cursor
         if cur.epoch is None:
             # First contact: start after what the DB holds of the epoch the slave announced.
-            epoch = self.last_heartbeat.epoch if self.last_heartbeat else None
+            epoch = self.last_heartbeat.epoch if self.last_heartbeat else (self._buffer[0].epoch if self._buffer else None)
             after = cur.known.get(epoch, 0) if epoch else 0
         else:
             epoch, after = cur.epoch, cur.accepted
@@ -369,6 +405,9 @@ class SlaveLink:
             return
         if page.request_id != self._request_id or not self._catching_up:
             return  # a late answer to a request that timed out
+        if any(r.node_id != self.node_id or r.epoch != page.epoch for r in page.records):
+            self._bad(f"catch-up page with events of another node or epoch than {self.node_id}/{page.epoch[:8]}")
+            return  # the request timeout asks again
         self._last_seen = time.monotonic()
         cur = self.cursor
         if page.epoch != cur.epoch:
@@ -376,52 +415,68 @@ class SlaveLink:
                 logger.warning("Court %s has a new database (epoch %s): fetching it", self.name, page.epoch[:8])
             cur.epoch = page.epoch
             cur.accepted = cur.known.get(page.epoch, 0)
+            self._behind_warned = False
         fresh = [r for r in page.records if r.seq > cur.accepted]
         if fresh:
             if fresh[0].seq != cur.accepted + 1 or any(b.seq != a.seq + 1 for a, b in zip(fresh, fresh[1:])):
-                self._bad(f"catch-up page out of order after seq {cur.accepted}; asking again")
-                await self._async_send_request()
-                return
+                self._bad(f"catch-up page out of order after seq {cur.accepted}")
+                return  # the request timeout asks again
             cur.accepted = fresh[-1].seq
             self.stats.catchup_events += len(fresh)
             self._pipeline.put_nowait(fresh)
         if not page.done and page.records:
-            while self._pipeline.qsize() > PIPELINE_PAGES:  # keep memory bounded while the DB catches up
-                await asyncio.sleep(0.005)
-            await self._async_send_request()
+            if self._pipeline.qsize() > PIPELINE_PAGES:
+                self._page_wanted = True  # the store pipeline asks once the database has caught up
+            else:
+                await self._async_send_request()
             return
         self._catching_up = False
         held, self._buffer = self._buffer, []
-        overflowed, self._buffer_overflowed = self._buffer_overflowed, False
         for index, record in enumerate(held):
-            if record.epoch == cur.epoch and record.seq <= cur.accepted:
+            if record.epoch != cur.epoch or record.seq <= cur.accepted:
+                self.stats.duplicates += 1  # stored already, or from a database the court replaced
                 continue
             if self._accept_live(record):  # a gap again: hold the rest and catch up once more
                 self._buffer.extend(held[index + 1 :])
                 await self._async_request_catchup()
                 return
-        if overflowed:
-            await self._async_request_catchup()
         self.on_change(self)
 
     # --- storing ------------------------------------------------------------------------
 
     async def _async_store_pipeline(self) -> None:
+        """Accepted events into the database in ``seq`` order, one batch at a time; never gives up."""
         while True:
             batch = list(await self._pipeline.get())
             while not self._pipeline.empty() and len(batch) < 5000:
                 batch.extend(self._pipeline.get_nowait())
-            try:
-                await self.db.insert(batch)
-            except CentralStoreError:
-                await self._async_store_one_by_one(batch)
-            self.stats.stored += len(batch)
+            await self._async_store(batch)
             last = batch[-1]
             self.cursor.known[last.epoch] = max(self.cursor.known.get(last.epoch, 0), last.seq)
+            if self._page_wanted and self._catching_up and self._pipeline.qsize() <= PIPELINE_PAGES:
+                await self._async_send_request()
             await self._async_send(encode(Ack(epoch=last.epoch, seq=last.seq)))
 
-    async def _async_store_one_by_one(self, batch: list[EventRecord]) -> None:
-        """The database refused the batch for good: keep every row it accepts, name the ones it refuses."""
+    async def _async_store(self, batch: list[EventRecord]) -> None:
+        while True:
+            try:
+                await self.db.insert(batch)
+            except CentralStoreError:  # refused for good, maybe because of another court's rows
+                await self._async_store_alone(batch)
+            except Exception:  # a bug must not stop this court's storage: say so, retry
+                logger.exception("Storing %d events of %s failed; retrying in 1 s", len(batch), self.name)
+                await asyncio.sleep(1.0)
+                continue
+            self.stats.stored += len(batch)
+            return
+
+    async def _async_store_alone(self, batch: list[EventRecord]) -> None:
+        """This court's batch on its own, then row by row: keep every row the database accepts."""
+        try:
+            await self.db.call(self.db.store.insert_events, batch)
+            return
+        except CentralStoreError:
+            pass
         for record in batch:
             try:
                 await self.db.call(self.db.store.insert_events, [record])
@@ -438,18 +493,15 @@ class SlaveLink:
         while True:
             await asyncio.sleep(min(self.heartbeat_seconds, 1.0) / 2)
             interval = self.last_heartbeat.interval_seconds if self.last_heartbeat else self.heartbeat_seconds
-            limit = 3 * interval + 0.5
             now = time.monotonic()
-            if self.online and now - self._last_seen > limit:
+            if self.online and now - self._last_seen > 3 * interval + 0.5:
                 self.online = False
                 logger.warning(
                     "Court %s offline: no heartbeat for %.1f s (laptop off, agent stopped or network cut)",
                     self.name, now - self._last_seen,
                 )
                 self._catching_up = False  # the outstanding request may never be answered
-                if self.node_id is not None:
-                    await self.db.call(self.db.store.mark_offline, self.node_id)
                 self.on_change(self)
-            elif self._catching_up and now - self._request_sent > self.request_timeout:
-                logger.info("Catch-up request to %s timed out; asking again", self.name)
+            elif self._catching_up and not self._page_wanted and now - self._request_sent > self.request_timeout:
+                logger.debug("Catch-up request to %s timed out; asking again", self.name)
                 await self._async_send_request()

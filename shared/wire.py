@@ -100,7 +100,7 @@ class Heartbeat(_Wire):
     tournament_name: str | None = None
     tournament_day_uuid: str | None = None
     day_number: int | None = None
-    day_date: str | None = None
+    day_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
 class CatchupRequest(_Wire):

@@ -36,6 +36,7 @@ class IngestStats:
     stored_events: int = 0
     committed_batches: int = 0
     dropped_queue_full: int = 0
+    unstorable: int = 0
     store_retries: int = 0
     last_error: str | None = None
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
@@ -135,11 +136,30 @@ class UdpIngest:
                     self.queue.qsize(), timeout,
                 )
             self._writer.cancel()
-            try:
-                await self._writer
-            except asyncio.CancelledError:
-                pass
+            await asyncio.gather(self._writer, return_exceptions=True)
         self._executor.shutdown(wait=True)
+
+    def _store_each(self, batch: list[Datagram]) -> list[EventRecord]:
+        """Writer thread: each datagram alone; one that still fails is stored verbatim and flagged."""
+        records: list[EventRecord] = []
+        for dgram in batch:
+            error: str | None = None
+            while True:
+                try:
+                    if error is None:
+                        records += self.store.write_batch([dgram])
+                    else:
+                        records += self.store.write_unstorable(dgram, error)
+                    break
+                except StoreBusy:
+                    time.sleep(self.retry_seconds)
+                except Exception as exc:
+                    if error is not None:  # even the flagged row is refused: count it, say so
+                        self.stats.unstorable += 1
+                        logger.exception("Could not store datagram %r at all", dgram.data[:80])
+                        break
+                    error = f"stored unparsed: the normal path failed with {type(exc).__name__}: {exc}"
+        return records
 
     async def async_in_writer(self, fn: Callable[[], object]) -> object:
         """Run ``fn`` on the writer thread, the only thread that touches the store's connection."""
@@ -182,6 +202,9 @@ class UdpIngest:
                 )
                 await asyncio.sleep(self.retry_seconds)
                 continue
+            except Exception:  # a datagram the normal path cannot store: isolate it, keep the rest
+                logger.exception("Storing a batch of %d datagrams failed; storing them one at a time", len(batch))
+                records = await loop.run_in_executor(self._executor, self._store_each, batch)
             if failures:
                 logger.warning("Database writable again after %d retries; nothing was lost", failures)
                 self.stats.last_error = None

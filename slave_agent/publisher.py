@@ -44,6 +44,8 @@ __all__ = ["Publisher", "PublisherStats"]
 logger = logging.getLogger(__name__)
 
 PUB_HWM = 100_000
+#: Catch-up pages stay far below the wire's message limit, whatever the datagrams' size.
+PAGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -85,6 +87,8 @@ class Publisher:
         self.router.setsockopt(zmq.LINGER, 0)
         self.pub_port = self._bind(self.pub, pub_port, "PUB")
         self.router_port = self._bind(self.router, router_port, "ROUTER")
+        # A plain view of the PUB socket: a send either happens now or raises, nothing to await.
+        self._pub_now = zmq.Socket.shadow(self.pub.underlying)
         self._reader: sqlite3.Connection | None = None
         self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catchup-reader")
         self._tasks: list[asyncio.Task[None]] = []
@@ -108,8 +112,8 @@ class Publisher:
         """Post-commit listener: one PUB message per event; never blocks."""
         for record in records:
             try:
-                self.pub.send_multipart([TOPIC_EVENT, encode(EventMessage(record=record))], flags=zmq.NOBLOCK)
-            except zmq.Again:  # PUB does not block; kept for safety, catch-up repairs any loss
+                self._pub_now.send_multipart([TOPIC_EVENT, encode(EventMessage(record=record))], zmq.NOBLOCK)
+            except zmq.Again:  # PUB drops rather than blocks; the master's catch-up repairs it
                 continue
             self.stats.published += 1
         if records:
@@ -120,6 +124,8 @@ class Publisher:
             asyncio.create_task(self._async_heartbeats(), name="heartbeat"),
             asyncio.create_task(self._async_serve_router(), name="router"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(_log_crash)
         logger.info("Publishing on tcp://%s:%d (PUB) and :%d (ROUTER)", self.host, self.pub_port, self.router_port)
 
     async def async_stop(self) -> None:
@@ -169,10 +175,12 @@ class Publisher:
     async def _async_heartbeats(self) -> None:
         while True:
             try:
-                self.pub.send_multipart([TOPIC_HEARTBEAT, encode(self.heartbeat())], flags=zmq.NOBLOCK)
+                self._pub_now.send_multipart([TOPIC_HEARTBEAT, encode(self.heartbeat())], zmq.NOBLOCK)
                 self.stats.heartbeats += 1
             except zmq.Again:
                 pass
+            except Exception:  # health probes and extras are best effort; the heartbeat must go on
+                logger.exception("Could not build a heartbeat; trying again in %.1f s", self.heartbeat_seconds)
             await asyncio.sleep(self.heartbeat_seconds)
 
     async def _async_serve_router(self) -> None:
@@ -189,7 +197,11 @@ class Publisher:
                 self._bad(str(exc))
                 continue
             if isinstance(message, CatchupRequest):
-                page = await loop.run_in_executor(self._read_executor, self._page, message)
+                try:
+                    page = await loop.run_in_executor(self._read_executor, self._page, message)
+                except sqlite3.Error:  # the master's request timeout asks again
+                    logger.exception("Could not read catch-up page after seq %d", message.after_seq)
+                    continue
                 self.stats.catchup_requests += 1
                 self.stats.catchup_events += len(page.records)
                 await self.router.send_multipart([identity, encode(page)])
@@ -205,11 +217,16 @@ class Publisher:
         epoch = self.store.epoch
         last_seq = self.store.last_seq
         after = request.after_seq if request.epoch == epoch else 0
-        records = read_page(self._reader, epoch, after, request.limit)
-        done = len(records) < request.limit or records[-1].seq >= last_seq
+        records = read_page(self._reader, epoch, after, request.limit, max_bytes=PAGE_BYTES)
+        done = not records or records[-1].seq >= last_seq
         return CatchupPage(request_id=request.request_id, epoch=epoch, last_seq=last_seq, records=records, done=done)
 
     def _bad(self, reason: str) -> None:
         self.stats.bad_messages += 1
         log = logger.warning if self.stats.bad_messages <= 3 else logger.debug
         log("Ignored a message on the ROUTER: %s", reason)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Publisher task %s stopped", task.get_name(), exc_info=task.exception())

@@ -13,7 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from master.db.errors import CentralStoreError
 from master.db.store import CentralStore
+from slave_agent.db.store import RECORD_SELECT, row_to_record
 from tests.support import free_port, restrike_exe
 
 
@@ -96,9 +100,10 @@ class Court:
             return []
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            return conn.execute(
-                "SELECT node_id, epoch, seq, received_ms, raw, raw_datagram FROM pss_events_v2 ORDER BY epoch, seq"
-            ).fetchall()
+            return [
+                tuple(r.model_dump().values())
+                for r in (row_to_record(row) for row in conn.execute(RECORD_SELECT + " ORDER BY e.epoch, e.seq"))
+            ]
         finally:
             conn.close()
 
@@ -123,10 +128,14 @@ class Master:
 class Traffic(threading.Thread):
     """Sends numbered, valid PSS datagrams at a steady rate until stopped (from this process)."""
 
-    def __init__(self, port: int, rate: float, host: str = "127.0.0.1"):
+    def __init__(
+        self, port: int, rate: float, host: str = "127.0.0.1", lines: Sequence[str] | None = None, once: bool = False
+    ):
         super().__init__(daemon=True)
         self.target = (host, port)
         self.interval = 1.0 / rate
+        self.lines = lines
+        self.once = once
         self.sent = 0
         self._halt = threading.Event()
 
@@ -134,8 +143,9 @@ class Traffic(threading.Thread):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         next_at = time.monotonic()
         try:
-            while not self._halt.is_set():
-                sock.sendto(f"hl1;{self.sent % 100}".encode(), self.target)
+            while not self._halt.is_set() and not (self.lines and self.once and self.sent >= len(self.lines)):
+                line = self.lines[self.sent % len(self.lines)] if self.lines else f"hl1;{self.sent % 100}"
+                sock.sendto(line.encode(), self.target)
                 self.sent += 1
                 next_at += self.interval
                 delay = next_at - time.monotonic()
@@ -157,8 +167,7 @@ def central_rows(url: str, courts: Sequence[Court]) -> list[tuple]:
         for court in courts:
             node_id = court.name.lower().replace(" ", "-")
             for epoch in sorted(store.last_stored(node_id)):
-                rows += [(r.node_id, r.epoch, r.seq, r.received_ms, r.raw, r.raw_datagram)
-                         for r in store.fetch_events(node_id, epoch)]
+                rows += [tuple(r.model_dump().values()) for r in store.fetch_events(node_id, epoch)]
         return rows
     finally:
         store.close()
@@ -168,7 +177,7 @@ def central_count(url: str) -> int:
     store = CentralStore(url)
     try:
         return store.count_events()
-    except Exception:  # the schema may not exist yet while the master starts
+    except (CentralStoreError, SQLAlchemyError):  # the schema may not exist yet while the master starts
         return -1
     finally:
         store.close()
@@ -177,14 +186,16 @@ def central_count(url: str) -> int:
 def assert_master_has_everything(url: str, courts: Sequence[Court], timeout: float = 60.0) -> int:
     """Wait for the master to hold every court's rows, then compare them row for row."""
     expected: list[tuple] = []
+    deadline = time.monotonic() + timeout
     while True:  # the courts may still be committing the last datagrams sent
         before = len(expected)
         expected = sorted(row for court in courts for row in court.rows())
         if expected and len(expected) == before:
             break
+        assert time.monotonic() < deadline, f"the courts' databases never settled ({len(expected)} rows)"
         time.sleep(0.5)
     wait_until(lambda: central_count(url) >= len(expected), timeout, f"{len(expected)} events at the master")
     got = sorted(central_rows(url, courts))
     assert len(got) == len(expected), f"master has {len(got)} rows, slaves {len(expected)}"
-    assert got == [tuple(bytes(x) if isinstance(x, memoryview) else x for x in row) for row in expected]
+    assert got == expected  # every field of every event, as the court stored it
     return len(expected)

@@ -176,6 +176,7 @@ class CentralPssEvent(Base):
         Index(None, "match_number"),
         Index(None, "tournament_day_uuid", "received_ms"),
         Index(None, "event_category"),
+        Index(None, "match_uuid"),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)

@@ -143,6 +143,7 @@ class CentralStore:
             else:
                 rows = [_sqlite_row(record, now) for record in records]
                 stored = Counter(connection.execute(_SQLITE_INSERT, rows).scalars())
+            self._backfill_match_numbers(connection, records)
             for node_id in sorted(received):  # one lock order, so concurrent batches cannot deadlock
                 connection.execute(
                     update(_NODES)
@@ -153,6 +154,20 @@ class CentralStore:
                     )
                 )
         return stored.total()
+
+    def _backfill_match_numbers(self, connection: Connection, records: Sequence[EventRecord]) -> None:
+        """The slave's rule, mirrored: ``mch`` names a match, and its earlier rows learn the number.
+
+        A court publishes ``pre`` and the athletes before ``mch`` arrives, so those rows reach
+        the master without a number; this keeps the two databases alike.
+        """
+        named = {(r.match_uuid, r.match_number) for r in records if r.code == "mch" and r.match_uuid and r.match_number}
+        for match_uuid, number in sorted(named):
+            connection.execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.match_uuid == match_uuid, _EVENTS.c.match_number.is_(None))
+                .values(match_number=number)
+            )
 
     def last_stored(self, node_id: str) -> dict[str, int]:
         """Highest stored ``seq`` per epoch of a node: where its catch-up resumes."""

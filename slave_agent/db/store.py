@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.match_state import MatchState, MatchStatus
-from shared.pss import PssEvent, parse_datagram
+from shared.pss import Category, PssEvent, parse_datagram
 from shared.records import EventRecord
 from shared.stream_time import format_hms, stream_seconds
 from slave_agent.db.schema import migrate
@@ -221,12 +221,12 @@ class EventStore:
             if self.day is not None and records:
                 records = self._with_session_times(records)
             self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:  # locked, busy, disk I/O
+        except sqlite3.OperationalError as exc:  # locked, busy, disk full, disk I/O: worth retrying
             self._rollback()
             raise StoreBusy(str(exc)) from exc
-        except sqlite3.DatabaseError as exc:  # SQLITE_FULL surfaces as DatabaseError
+        except BaseException:  # anything else: leave no transaction open, let the caller decide
             self._rollback()
-            raise StoreBusy(str(exc)) from exc
+            raise
         self.last_seq, self._match, self.match_state = seq, match, state
         return records
 
@@ -259,6 +259,16 @@ class EventStore:
     def _mark_milestone(self, match: _MatchLink, code: str, at_ms: int) -> None:
         column = _MATCH_MILESTONES[code]
         self.conn.execute(f"UPDATE matches SET {column} = COALESCE({column}, ?) WHERE id = ?", (at_ms, match.id))
+
+    def write_unstorable(self, dgram: Datagram, error: str) -> list[EventRecord]:
+        """Store a datagram that broke the normal path as a flagged row: verbatim, unparsed, no match."""
+        event = PssEvent(dgram.data.decode("utf-8", "backslashreplace"), "", Category.OTHER, {}, False, error)
+        seq = self.last_seq + 1
+        row, record = self._row(event, dgram, seq, None, 0)
+        with self._transaction():
+            self.conn.execute(INSERT_EVENT, row)
+        self.last_seq = seq
+        return [record]
 
     def _with_session_times(self, records: list[EventRecord]) -> list[EventRecord]:
         """The times the insert trigger filled in, so published records match the rows."""
@@ -554,12 +564,25 @@ def row_to_record(row: Iterable[Any]) -> EventRecord:
     )
 
 
-def read_page(conn: sqlite3.Connection, epoch: str, after_seq: int, limit: int) -> list[EventRecord]:
-    """Events of one epoch after a seq, in order: the catch-up query (uses the (epoch, seq) index)."""
-    rows = conn.execute(
+def read_page(
+    conn: sqlite3.Connection, epoch: str, after_seq: int, limit: int, *, max_bytes: int | None = None
+) -> list[EventRecord]:
+    """Events of one epoch after a seq, in order: the catch-up query (uses the (epoch, seq) index).
+
+    With ``max_bytes`` the page ends early once its raw text and datagrams add up to that much
+    (it always holds at least one event), so huge junk datagrams cannot make a page unsendable.
+    """
+    records: list[EventRecord] = []
+    size = 0
+    for row in conn.execute(
         RECORD_SELECT + " WHERE e.epoch = ? AND e.seq > ? ORDER BY e.seq LIMIT ?", (epoch, after_seq, limit)
-    )
-    return [row_to_record(row) for row in rows]
+    ):
+        record = row_to_record(row)
+        records.append(record)
+        size += len(record.raw_datagram) + len(record.raw)
+        if max_bytes is not None and size >= max_bytes:
+            break
+    return records
 
 
 class _Transaction:

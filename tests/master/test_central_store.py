@@ -69,7 +69,7 @@ def test_upgrade_creates_the_schema_the_models_describe(central_url: str) -> Non
     assert current_revision(central_url) is None
     upgrade(central_url)
     upgrade(central_url)  # idempotent, as the master runs it at every start
-    assert current_revision(central_url) == head_revision() == "0001"
+    assert current_revision(central_url) == head_revision() == "0002"
 
     engine = create_engine(central_url, poolclass=NullPool)
     try:

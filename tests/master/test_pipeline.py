@@ -97,3 +97,25 @@ def test_court_killed_restarted_and_replaced_by_a_new_database(central_url: str,
         master.proc.close()
         assert court.proc is not None
         court.proc.close()
+
+
+def test_rows_published_before_their_match_is_named_get_its_number(central_url: str, tmp_path: Path) -> None:
+    """``pre`` and ``at1`` leave the court before ``mch`` names the match; both databases must agree."""
+    from shared.pss.simulator import simulate_match
+
+    lines = [line for _, line in simulate_match(11, round_seconds=10, break_seconds=5).lines]
+    court = Court(tmp_path / "court", "Court 1").start()
+    master = Master(central_url, tmp_path / "master", [court.endpoint]).start()
+    traffic = Traffic(court.udp_port, rate=100, lines=lines, once=True)  # each line its own batch
+    try:
+        traffic.start()
+        traffic.join(30)
+        assert traffic.sent == len(lines)
+        assert_master_has_everything(central_url, [court])
+        numbers = {row[15] for row in court.rows()}  # match_number
+        assert None not in numbers and len(numbers) == 1
+    finally:
+        traffic.stop()
+        master.proc.close()
+        assert court.proc is not None
+        court.proc.close()
