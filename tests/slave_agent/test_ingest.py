@@ -155,3 +155,31 @@ def test_any_bytes_become_rows(tmp_path: Path, datagrams: list[bytes]) -> None:
         assert store.count() >= len(datagrams)
     finally:
         store.close()
+
+
+def test_a_datagram_that_breaks_the_writer_is_stored_flagged_and_the_rest_goes_on(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import slave_agent.db.store as store_module
+
+    real_parse = store_module.parse_datagram
+
+    def parse(data: bytes):  # type: ignore[no-untyped-def]
+        if data == b"boom":
+            raise RuntimeError("a parser bug")
+        return real_parse(data)
+
+    monkeypatch.setattr(store_module, "parse_datagram", parse)
+
+    async def body(ingest: UdpIngest, sender: socket.socket) -> None:
+        for line in (b"pt1;1", b"boom", b"pt2;2"):
+            sender.sendto(line, ingest.address)
+        await _until(lambda: ingest.stats.stored_events == 3)
+
+    run_with_ingest(store, body)
+    rows = store.events()
+    assert [r.raw_datagram for r in rows] == [b"pt1;1", b"boom", b"pt2;2"]
+    assert [r.valid for r in rows] == [True, False, True]
+    assert "RuntimeError: a parser bug" in (rows[1].error or "")
+    assert not store.conn.in_transaction
+    assert "storing them one at a time" in caplog.text
