@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from master import cli as master_cli
-from restrike import __version__, bench, bench_pipeline, pss_cli
+from restrike import __version__, pss_cli
 from slave_agent import cli as slave_cli
 
 __all__ = ["app", "main"]
@@ -24,8 +24,33 @@ app = typer.Typer(
 app.add_typer(slave_cli.app, name="slave")
 app.add_typer(master_cli.app, name="master")
 app.add_typer(pss_cli.app, name="pss")
-bench_pipeline.register(bench.app)
-app.add_typer(bench.app, name="bench")
+
+bench_app = typer.Typer(help="Benchmarks that print JSON: ingest into SQLite, and the pipeline to the master.")
+app.add_typer(bench_app, name="bench")
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _run_bench(command: str, args: list[str]) -> None:
+    """The benchmarks load heavy modules: import them only when one runs (keeps every other command light)."""
+    from restrike import bench
+
+    if command == "pipeline":  # its imports (the master, SQLAlchemy) would weigh on the ingest figures
+        from restrike import bench_pipeline
+
+        bench_pipeline.register(bench.app)
+    bench.app([command, *args], prog_name="restrike bench")
+
+
+@bench_app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def ingest(ctx: typer.Context) -> None:
+    """UDP -> SQLite: zero-loss rate, latency, RSS, writer cost (JSON). `restrike bench ingest --help` for options."""
+    _run_bench("ingest", ctx.args)
+
+
+@bench_app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def pipeline(ctx: typer.Context) -> None:
+    """Court -> master: latency, 8-court rate, catch-up (JSON). `restrike bench pipeline --help` for options."""
+    _run_bench("pipeline", ctx.args)
 
 
 def _version(value: bool) -> None:

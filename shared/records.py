@@ -54,14 +54,13 @@ class EventRecord(BaseModel):
         """A record from values the store itself produced, without validation (the ingest hot path).
 
         Every field must be given; ``model_construct`` would cost seven times as much per
-        event, and wire input is always validated by :func:`shared.wire.decode` instead.
+        event (and a full set of field names per record), and wire input is always validated
+        by :func:`shared.wire.decode` instead.
         """
         record = object.__new__(cls)
         object.__setattr__(record, "__dict__", values)
-        object.__setattr__(record, "__pydantic_fields_set__", set(_ALL_FIELDS))
+        object.__setattr__(record, "__pydantic_fields_set__", set())  # nothing here uses exclude_unset
         object.__setattr__(record, "__pydantic_extra__", None)
         object.__setattr__(record, "__pydantic_private__", None)
         return record
 
-
-_ALL_FIELDS = frozenset(EventRecord.model_fields)

@@ -113,7 +113,8 @@ def parse_datagram(data: bytes) -> list[PssEvent]:
                 f"oversized datagram ({len(data)} bytes, limit {MAX_DATAGRAM_BYTES}); stored verbatim, not parsed",
             )
         ]
-    data = data.rstrip(b"\x00")  # some senders pad datagrams with NULs
+    if data.endswith(b"\x00"):  # some senders pad datagrams with NULs
+        data = data.rstrip(b"\x00")
     try:
         text = data.decode("utf-8")
         decode_error = None
@@ -172,7 +173,9 @@ def _join(first: str, second: str | None) -> str:
 
 def _tokens(text: str) -> list[str]:
     """Split on ``;`` keeping empty fields in place; one trailing ``;`` is not a field."""
-    parts = [p.strip() for p in text.split(";")]
+    parts = text.split(";")
+    if " " in text or "\t" in text:  # KP&P writes "s12; 8"
+        parts = [p.strip() for p in parts]
     if len(parts) > 1 and parts[-1] == "":
         parts.pop()
     return parts
