@@ -63,6 +63,8 @@ RECORD_SELECT = """
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: The messages that open (``pre``) or name (``mch``) a match.
+_MATCH_LINKING = frozenset({"pre", "mch"})
 
 #: Events whose first arrival is dated on the match row.
 _MATCH_MILESTONES = {"rdy": "ready_ms", "win": "finished_ms", "wmh": "finished_ms"}
@@ -190,12 +192,13 @@ class EventStore:
                 parse_us = (time.perf_counter_ns() - started) // 1000
                 for event in events:
                     seq += 1
-                    linked = self._link_match(event, match, dgram.received_ms)
-                    if linked is not None and linked is not match and linked.number is not None:
-                        named_matches.append(linked)
-                    if linked is not match and match is not None and linked is not None and linked.id != match.id:
-                        self._save_match(match, state)  # the previous match's final state
-                    match = linked
+                    if event.code in _MATCH_LINKING:
+                        linked = self._link_match(event, match, dgram.received_ms)
+                        if linked is not None and linked is not match and linked.number is not None:
+                            named_matches.append(linked)
+                        if match is not None and linked is not None and linked.id != match.id:
+                            self._save_match(match, state)  # the previous match's final state
+                        match = linked
                     state.fold(event)
                     if event.code in _MATCH_MILESTONES and event.valid and match is not None:
                         self._mark_milestone(match, event.code, dgram.received_ms)
@@ -298,26 +301,15 @@ class EventStore:
         self, event: PssEvent, dgram: Datagram, seq: int, match: _MatchLink | None, parse_us: int
     ) -> tuple[tuple[Any, ...], EventRecord]:
         day = self.day
-        number = match.number if match else None
-        parsed = _JSON.encode(event.fields)
+        category = event.category.value
+        if match is None:
+            match_id = match_uuid = number = None
+        else:
+            match_id, match_uuid, number = match.id, match.uuid, match.number
         row = (
-            self.node_id,
-            self.epoch,
-            seq,
-            dgram.received_ms,
-            dgram.source,
-            event.raw,
-            dgram.data,
-            event.code,
-            event.category.value,
-            parsed,
-            int(event.valid),
-            event.error,
-            parse_us,
-            day.tournament_id if day else None,
-            day.day_id if day else None,
-            match.id if match else None,
-            number,
+            self.node_id, self.epoch, seq, dgram.received_ms, dgram.source, event.raw, dgram.data,
+            event.code, category, _JSON.encode(event.fields), int(event.valid), event.error, parse_us,
+            day.tournament_id if day else None, day.day_id if day else None, match_id, number,
         )
         record = EventRecord.trusted(
             node_id=self.node_id,
@@ -327,14 +319,14 @@ class EventStore:
             raw=event.raw,
             raw_datagram=dgram.data,
             code=event.code,
-            event_category=event.category.value,
+            event_category=category,
             parsed=event.fields,
             valid=event.valid,
             error=event.error,
             processing_us=parse_us,
             tournament_uuid=day.tournament_uuid if day else None,
             tournament_day_uuid=day.day_uuid if day else None,
-            match_uuid=match.uuid if match else None,
+            match_uuid=match_uuid,
             match_number=number,
             rec_timestamp=None,
             str_timestamp=None,
