@@ -352,7 +352,7 @@ def session_end(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """End the running session of a type now."""
+    """End the running session of a type (now, or at --at); the day's events are restamped."""
     from slave_agent.db.sessions import SessionBook
 
     store = _open_store(config, data_dir)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psutil
 
 from shared.stream_time import InterruptionReason, Session, SessionType, recompute_offsets
 from slave_agent.db.schema import SESSION_TIME_SQL
+from slave_agent.db.store import transaction
 
 __all__ = ["SessionBook", "now_ms"]
 
@@ -50,16 +49,6 @@ class SessionBook:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
     def sessions(self, day_id: int, session_type: SessionType) -> list[Session]:
         """Sessions of one type on one day, in start order."""
         rows = self.conn.execute(
@@ -91,7 +80,7 @@ class SessionBook:
         The new session's cumulative offset continues the stream time of the earlier ones.
         """
         at = now_ms() if at_ms is None else at_ms
-        with self._tx():
+        with transaction(self.conn):
             self._end_active(day_id, session_type, at, previous_ended_because)
             earlier = self.sessions(day_id, session_type)
             number = max((s.number for s in earlier), default=0) + 1
@@ -113,7 +102,7 @@ class SessionBook:
     ) -> Session | None:
         """Close the running session of a type (``reason`` None = a normal, planned end)."""
         at = now_ms() if at_ms is None else at_ms
-        with self._tx():
+        with transaction(self.conn):
             ended = self._end_active(day_id, session_type, at, reason)
         return ended
 
@@ -136,7 +125,7 @@ class SessionBook:
 
     def keep_alive(self, at_ms: int | None = None) -> None:
         """Record that open sessions are still running, so a crash can be dated later."""
-        with self._tx():
+        with transaction(self.conn):
             self.conn.execute(
                 "UPDATE obs_sessions SET last_alive_ms = ? WHERE is_active = 1",
                 (now_ms() if at_ms is None else at_ms,),
@@ -149,7 +138,7 @@ class SessionBook:
         """
         boot_ms = int(psutil.boot_time() * 1000)
         repaired: list[Session] = []
-        with self._tx():
+        with transaction(self.conn):
             rows = self.conn.execute(
                 "SELECT tournament_day_id, session_type, COALESCE(last_alive_ms, start_ms) "
                 "FROM obs_sessions WHERE is_active = 1"
@@ -169,7 +158,7 @@ class SessionBook:
 
     def correct_offset(self, day_id: int, session_type: SessionType, number: int, seconds: float) -> int:
         """Set a session's manual correction, then recalculate the day; returns events restamped."""
-        with self._tx():
+        with transaction(self.conn):
             cur = self.conn.execute(
                 "UPDATE obs_sessions SET time_offset_seconds = ? "
                 "WHERE tournament_day_id = ? AND session_type = ? AND session_number = ?",
@@ -181,7 +170,7 @@ class SessionBook:
 
     def recalculate_day(self, day_id: int) -> int:
         """Re-derive every offset of a day and restamp its events; returns events restamped."""
-        with self._tx():
+        with transaction(self.conn):
             return self._recalculate(day_id)
 
     def _recalculate(self, day_id: int) -> int:

@@ -12,7 +12,8 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "connect",
     "read_page",
     "row_to_record",
+    "transaction",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,18 @@ class _MatchLink:
     id: int
     uuid: str
     number: str | None
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on an autocommit connection; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -268,7 +282,7 @@ class EventStore:
         event = PssEvent(dgram.data.decode("utf-8", "backslashreplace"), "", Category.OTHER, {}, False, error)
         seq = self.last_seq + 1
         row, record = self._row(event, dgram, seq, None, 0)
-        with self._transaction():
+        with transaction(self.conn):
             self.conn.execute(INSERT_EVENT, row)
         self.last_seq = seq
         return [record]
@@ -379,7 +393,7 @@ class EventStore:
     ) -> str:
         """A new tournament; returns its UUID (the key the master matches courts on)."""
         value = tournament_uuid or str(uuid.uuid4())
-        with self._transaction():
+        with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO tournaments (uuid, name, location, start_date, end_date) VALUES (?, ?, ?, ?, ?)",
                 (value, name, location, start_date, end_date),
@@ -397,7 +411,7 @@ class EventStore:
         tournament_id = self._tournament_id(tournament)
         t_uuid = self.conn.execute("SELECT uuid FROM tournaments WHERE id = ?", (tournament_id,)).fetchone()[0]
         value = day_uuid or str(uuid.uuid5(uuid.UUID(t_uuid), f"day-{day_number}"))
-        with self._transaction():
+        with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO tournament_days (uuid, tournament_id, day_number, date, name) VALUES (?, ?, ?, ?, ?)",
                 (value, tournament_id, day_number, date, name),
@@ -413,7 +427,7 @@ class EventStore:
         ).fetchone()
         if row is None:
             raise LookupError(f"tournament {tournament!r} has no day {day_number}")
-        with self._transaction():
+        with transaction(self.conn):
             self.conn.execute("UPDATE tournaments SET is_active = (id = ?)", (tournament_id,))
             self.conn.execute("UPDATE tournament_days SET is_active = (id = ?)", (row[0],))
         self.day = self._load_active_day()
@@ -472,9 +486,6 @@ class EventStore:
         if row is None:
             raise LookupError(f"no tournament day {day!r}")
         return row[0]
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
 
     # --- queries ------------------------------------------------------------------
 
@@ -575,17 +586,3 @@ def read_page(
         if max_bytes is not None and size >= max_bytes:
             break
     return records
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on an autocommit connection, rolled back on error."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
