@@ -53,8 +53,7 @@ def _latency(summary: object) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_quick_run_prints_one_json_object_with_every_key() -> None:
-    if not _postgresql_reachable():
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}")
+    assert _postgresql_reachable(), f"PostgreSQL not reachable at {ADMIN_URL}: start it (scripts/services)"
     before = _bench_databases()
     app = typer.Typer()
 
