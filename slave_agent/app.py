@@ -17,7 +17,7 @@ from slave_agent.db.sessions import SessionBook
 from slave_agent.db.store import EventStore
 from slave_agent.ingest import UdpIngest
 from slave_agent.mdns import Advertiser
-from slave_agent.publisher import Publisher
+from slave_agent.publisher import CourtStatus, Publisher
 
 __all__ = ["SlaveAgent", "run_agent"]
 
@@ -65,7 +65,7 @@ class SlaveAgent:
             pub_port=pub.pub_port,
             router_port=pub.router_port,
             heartbeat_seconds=pub.heartbeat_seconds,
-            extras=self._heartbeat_extras,
+            status=self._court_status,
         )
         self.on_commit(self.publisher.publish)
         await self.ingest.async_start(
@@ -91,13 +91,11 @@ class SlaveAgent:
             if day else "no active tournament day (set one with `restrike slave tournament`)",
         )
 
-    def _heartbeat_extras(self) -> dict[str, object]:
+    def _court_status(self) -> CourtStatus:
         stats = self.ingest.stats
-        return {
-            "received": stats.received,
-            "dropped": stats.dropped_queue_full,
-            "match": self.store.match_state.snapshot(),
-        }
+        return CourtStatus(
+            received=stats.received, dropped=stats.dropped_queue_full, match=self.store.match_state.snapshot()
+        )
 
     async def async_shutdown(self) -> None:
         for task in self._tasks:

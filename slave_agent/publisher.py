@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -39,13 +39,23 @@ from shared.wire import (
 )
 from slave_agent.db.store import EventStore, connect, read_page
 
-__all__ = ["Publisher", "PublisherStats"]
+__all__ = ["CourtStatus", "Publisher", "PublisherStats"]
 
 logger = logging.getLogger(__name__)
 
 PUB_HWM = 100_000
 #: Catch-up pages stay far below the wire's message limit, whatever the datagrams' size.
 PAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CourtStatus:
+    """What the rest of the agent tells each heartbeat: ingest counters, the match, OBS."""
+
+    received: int = 0
+    dropped: int = 0
+    match: dict[str, object] | None = None
+    obs: ObsStatus = field(default_factory=ObsStatus)
 
 
 @dataclass(slots=True)
@@ -71,13 +81,13 @@ class Publisher:
         pub_port: int = 5570,
         router_port: int = 5571,
         heartbeat_seconds: float = 1.0,
-        extras: Callable[[], dict[str, object]] | None = None,
+        status: Callable[[], CourtStatus] | None = None,
     ):
         self.store = store
         self.court = court
         self.host = host
         self.heartbeat_seconds = heartbeat_seconds
-        self.extras = extras or (lambda: {})
+        self.status = status or CourtStatus
         self.stats = PublisherStats()
         self.ctx = zmq.asyncio.Context()
         self.pub = self.ctx.socket(zmq.PUB)
@@ -144,7 +154,7 @@ class Publisher:
             disk = psutil.disk_usage(str(Path(self.store.path).parent)).free
         except OSError:
             disk = 0
-        extras = self.extras()
+        status = self.status()
         return Heartbeat(
             node_id=self.store.node_id,
             court=self.court,
@@ -161,10 +171,10 @@ class Publisher:
                 memory_percent=psutil.virtual_memory().percent,
                 disk_free_bytes=disk,
             ),
-            obs=extras.get("obs", ObsStatus()),  # type: ignore[arg-type]
-            match=extras.get("match"),  # type: ignore[arg-type]
-            received=int(extras.get("received", 0)),  # type: ignore[call-overload]
-            dropped=int(extras.get("dropped", 0)),  # type: ignore[call-overload]
+            obs=status.obs,
+            match=status.match,
+            received=status.received,
+            dropped=status.dropped,
             tournament_uuid=day.tournament_uuid if day else None,
             tournament_name=day.tournament_name if day else None,
             tournament_day_uuid=day.day_uuid if day else None,

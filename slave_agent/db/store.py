@@ -158,8 +158,7 @@ class EventStore:
         self.path = data_dir / DB_FILENAME
         self.conn = connect(self.path, synchronous=synchronous)
         migrate(self.conn)
-        self.node_id = self._identity("node_id", node_id or f"court-{uuid.uuid4().hex[:8]}", node_id)
-        self.epoch = self._identity("epoch", uuid.uuid4().hex, None)
+        self.node_id, self.epoch = self._identity(node_id)
         row = self.conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM pss_events_v2 WHERE epoch = ?", (self.epoch,)
         ).fetchone()
@@ -171,19 +170,29 @@ class EventStore:
 
     # --- identity ---------------------------------------------------------------
 
-    def _identity(self, key: str, default: str, override: str | None) -> str:
-        row = self.conn.execute("SELECT value FROM node_meta WHERE key = ?", (key,)).fetchone()
-        if row is not None and (override is None or row[0] == override):
-            return row[0]
-        value = override or default
-        self.conn.execute(
-            "INSERT INTO node_meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-        if row is not None:
-            logger.warning("Node id changed from %s to %s (from the configuration)", row[0], value)
-        return value
+    def _identity(self, configured: str | None) -> tuple[str, str]:
+        """``(node_id, epoch)`` of this file; a new node id starts a new epoch (a new life of the rows).
+
+        The master asks for "everything after (epoch, seq)" per node: rows stored under the old
+        id must never be served under the new one.
+        """
+        meta = dict(self.conn.execute("SELECT key, value FROM node_meta WHERE key IN ('node_id', 'epoch')"))
+        node_id = configured or meta.get("node_id") or f"court-{uuid.uuid4().hex[:8]}"
+        epoch = meta.get("epoch")
+        if epoch is None or node_id != meta.get("node_id"):
+            if "node_id" in meta and node_id != meta["node_id"]:
+                logger.warning(
+                    "Node id changed from %s to %s (configuration): a new epoch starts; the master keeps "
+                    "what it has under the old id", meta["node_id"], node_id,
+                )
+            epoch = uuid.uuid4().hex
+            with transaction(self.conn):
+                self.conn.executemany(
+                    "INSERT INTO node_meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [("node_id", node_id), ("epoch", epoch)],
+                )
+        return node_id, epoch
 
     # --- ingest -------------------------------------------------------------------
 

@@ -128,3 +128,18 @@ def test_agent_restart_mid_match_keeps_the_match_row(tmp_path: Path) -> None:
     assert row == ("7", "Final", "A", "GER", "red", "PTF", T0, T0)
     assert {r.match_number for r in store.events()} == {"7"}
     store.close()
+
+
+def test_a_new_node_id_starts_a_new_epoch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = EventStore(tmp_path, node_id="court-a")
+    store.write_batch([dg("rnd;1")])
+    old_epoch = store.epoch
+    store.close()
+    store = EventStore(tmp_path)  # no id configured: keeps its own
+    assert (store.node_id, store.epoch) == ("court-a", old_epoch)
+    store.close()
+    store = EventStore(tmp_path, node_id="court-b")
+    assert store.node_id == "court-b" and store.epoch != old_epoch
+    assert [r.seq for r in store.write_batch([dg("rnd;2")])] == [1]  # the new life numbers from 1
+    assert "new epoch" in caplog.text
+    store.close()
