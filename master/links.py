@@ -40,6 +40,7 @@ from shared.wire import (
 from master.db.errors import CentralStoreError, CentralStoreUnavailable
 from master.db.store import CentralStore
 from master.endpoints import Endpoint
+from restrike.logs import level_for_repeat
 
 __all__ = ["DbWorker", "LinkStats", "SlaveLink"]
 
@@ -292,8 +293,7 @@ class SlaveLink:
 
     def _bad(self, reason: str) -> None:
         self.stats.bad_messages += 1
-        log = logger.warning if self.stats.bad_messages <= 3 else logger.debug
-        log("Ignored a bad message from %s: %s", self.name, reason)
+        logger.log(level_for_repeat(self.stats.bad_messages), "Ignored a bad message from %s: %s", self.name, reason)
 
     async def _async_on_pub(self, frames: list[bytes]) -> None:
         if len(frames) != 2 or frames[0] not in (TOPIC_EVENT, TOPIC_HEARTBEAT):

@@ -22,6 +22,7 @@ import zmq
 import zmq.asyncio
 
 from restrike import __version__
+from restrike.logs import level_for_repeat
 from shared.records import EventRecord
 from shared.wire import (
     TOPIC_EVENT,
@@ -233,8 +234,7 @@ class Publisher:
 
     def _bad(self, reason: str) -> None:
         self.stats.bad_messages += 1
-        log = logger.warning if self.stats.bad_messages <= 3 else logger.debug
-        log("Ignored a message on the ROUTER: %s", reason)
+        logger.log(level_for_repeat(self.stats.bad_messages), "Ignored a message on the ROUTER: %s", reason)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
