@@ -93,6 +93,18 @@ class Court:
         self.proc = Proc(args, self.data_dir.parent / f"{self.data_dir.name}.log", self.prefix).start("ready;")
         return self
 
+    def settled_rows(self, timeout: float = 30.0) -> list[tuple]:
+        """The rows once the court has committed the last datagrams sent (no change for 0.5 s)."""
+        deadline = time.monotonic() + timeout
+        rows = self.rows()
+        while True:
+            time.sleep(0.5)
+            again = self.rows()
+            if again and len(again) == len(rows):
+                return again
+            assert time.monotonic() < deadline, f"{self.name}'s database never settled ({len(again)} rows)"
+            rows = again
+
     def rows(self) -> list[tuple]:
         """Every stored event, by epoch and seq, read as the master must reproduce it."""
         db = self.data_dir / "restrike-slave.sqlite3"
@@ -185,15 +197,7 @@ def central_count(url: str) -> int:
 
 def assert_master_has_everything(url: str, courts: Sequence[Court], timeout: float = 60.0) -> int:
     """Wait for the master to hold every court's rows, then compare them row for row."""
-    expected: list[tuple] = []
-    deadline = time.monotonic() + timeout
-    while True:  # the courts may still be committing the last datagrams sent
-        before = len(expected)
-        expected = sorted(row for court in courts for row in court.rows())
-        if expected and len(expected) == before:
-            break
-        assert time.monotonic() < deadline, f"the courts' databases never settled ({len(expected)} rows)"
-        time.sleep(0.5)
+    expected = sorted(row for court in courts for row in court.settled_rows(timeout))
     wait_until(lambda: central_count(url) >= len(expected), timeout, f"{len(expected)} events at the master")
     got = sorted(central_rows(url, courts))
     assert len(got) == len(expected), f"master has {len(got)} rows, slaves {len(expected)}"

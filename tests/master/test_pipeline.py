@@ -77,7 +77,7 @@ def test_court_killed_restarted_and_replaced_by_a_new_database(central_url: str,
         wait_until(lambda: master.proc.text().count("(court-1) online") >= 2, 10, "the court to come back online")
 
         # The laptop's database is lost: a fresh file is a new epoch; the old rows stay at the master.
-        old_rows = court.rows()
+        old_rows = court.settled_rows()
         court.proc.stop()
         for f in court.data_dir.iterdir():
             f.unlink()
@@ -86,7 +86,7 @@ def test_court_killed_restarted_and_replaced_by_a_new_database(central_url: str,
         traffic.start()
         time.sleep(1.5)
         traffic.stop()
-        new_rows = court.rows()
+        new_rows = court.settled_rows()
         assert {r[1] for r in new_rows}.isdisjoint({r[1] for r in old_rows})
         from tests.pipeline import central_rows
 
