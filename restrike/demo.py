@@ -80,19 +80,20 @@ async def _async_play(port: int, seed: int, speed: float, round_seconds: int, ma
 
 def _view(agents: list[SlaveAgent], recents: list[_Recent], master: Master, started: float) -> Group:
     courts = Table(title="Courts", expand=True)
-    for column in ("court", "match", "blue", "red", "round", "clock", "score", "status", "stored at court", "at master", "link"):
+    for column in ("court", "match", "blue", "red", "round (won)", "clock", "score", "status", "stored at court", "at master", "link"):
         courts.add_column(column)
     links = {link.node_id: link for link in master.links.values()}
     for agent in agents:
         snap = agent.store.match_state.snapshot()
         link = links.get(agent.store.node_id)
-        clock = snap["clock_seconds"]
+        clock = snap["break_seconds"] if snap["break_seconds"] is not None else snap["clock_seconds"]
+        won = snap["rounds_won"]
         courts.add_row(
             agent.config.node.court,
             snap["match_number"] or "-",
             f"{snap['blue']['name']} {snap['blue']['noc']}".strip() or "-",
             f"{snap['red']['name']} {snap['red']['noc']}".strip() or "-",
-            str(snap["round"]),
+            f"{snap['round']} ({won['blue']}-{won['red']})",
             f"{clock // 60}:{clock % 60:02d}" if clock is not None else "-",
             f"{snap['score']['blue']} : {snap['score']['red']}",
             snap["status"],
