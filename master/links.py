@@ -151,7 +151,7 @@ class LinkStats:
     duplicates: int = 0
     catchups: int = 0
     catchup_events: int = 0
-    stored: int = 0
+    stored: int = 0  # handed to the database (duplicates included; refused rows are counted in rejected)
     bad_messages: int = 0
     gaps: int = 0
     rejected: int = 0
@@ -163,7 +163,8 @@ class _Cursor:
 
     epoch: str | None = None
     accepted: int = 0
-    known: dict[str, int] = field(default_factory=dict)  # epoch -> highest stored seq, from the DB
+    #: epoch -> highest stored seq: loaded from the database, then kept up to date after each insert.
+    known: dict[str, int] = field(default_factory=dict)
 
 
 class SlaveLink:
