@@ -253,6 +253,16 @@ class SlaveLink:
         if not task.cancelled() and task.exception() is not None:
             logger.error("Link task %s failed", task.get_name(), exc_info=task.exception())
 
+    def _rebind(self) -> None:
+        """Forget the previous node: its cursor, held events and any catch-up in flight."""
+        self.node_id = None
+        self.cursor = _Cursor()
+        self._ready = False
+        self._catching_up = False
+        self._page_wanted = False
+        self._buffer = []
+        self._behind_warned = False
+
     async def _async_load_cursor(self) -> None:
         """What the database already holds of this court; live events wait meanwhile (held)."""
         assert self.node_id is not None
@@ -315,8 +325,16 @@ class SlaveLink:
 
     async def _async_on_heartbeat(self, hb: Heartbeat) -> None:
         if self.node_id is not None and hb.node_id != self.node_id:
-            self._bad(f"heartbeat from node {hb.node_id!r} on the link of {self.node_id!r}")
-            return
+            if self.endpoint.node_id is not None or self.online:
+                self._bad(f"heartbeat from node {hb.node_id!r} on the link of {self.node_id!r}")
+                return
+            # A configured address whose court went silent now answers as another node: the
+            # laptop was swapped. Follow the new one; the old one's rows stay stored as they are.
+            logger.warning(
+                "Another court (node %s) now answers at %s instead of %s: following it",
+                hb.node_id, self.endpoint.key, self.node_id,
+            )
+            self._rebind()
         self._last_seen = time.monotonic()
         first = self.node_id is None
         self.node_id, self.court, self.last_heartbeat = hb.node_id, hb.court, hb

@@ -173,3 +173,22 @@ def test_a_heartbeat_from_another_node_on_this_link_is_ignored() -> None:
         assert link.node_id == "court-1" and link.stats.bad_messages == 1
 
     run(body)
+
+
+def test_a_swapped_laptop_at_a_configured_address_is_followed_once_the_old_one_is_offline() -> None:
+    async def body(link: SlaveLink, db: FakeDb, requests: list[CatchupRequest]) -> None:
+        await link._async_on_pub(hb(0))
+        await settle()
+        await page(link, requests[0], [], 0)
+        link.online = False  # three heartbeats missed: the old laptop is gone
+        other = Heartbeat(node_id="court-9", court="Court 1", hostname="spare", version="0", epoch="e9",
+                          last_seq=2, sent_ms=0, pub_port=1, router_port=2)
+        await link._async_on_pub([TOPIC_HEARTBEAT, encode(other)])
+        await settle()
+        assert link.node_id == "court-9" and link.online
+        assert [(r.epoch, r.after_seq) for r in requests[1:]] == [("e9", 0)]
+        reply = CatchupPage(request_id=requests[1].request_id, epoch="e9", last_seq=2,
+                            records=[rec(1, "e9", "court-9"), rec(2, "e9", "court-9")], done=True)
+        await link._async_on_reply([encode(reply)])
+
+    assert run(body).stored == [("e9", 1), ("e9", 2)]
