@@ -23,7 +23,7 @@ from master.db.store import CentralStore
 from master.discovery import Browser
 from master.endpoints import Endpoint
 from master.links import DbWorker, SlaveLink
-from restrike.lifecycle import serve_until_signalled
+from restrike.lifecycle import serve_until_signalled, spawn
 from shared.wire import Heartbeat
 
 __all__ = ["Master", "run_master"]
@@ -89,15 +89,8 @@ class Master:
         for node_id in node_ids:
             self.store.mark_offline(node_id)
 
-    def _spawn(self, coro: Coroutine[object, object, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Master task %s failed", task.get_name(), exc_info=task.exception())
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        spawn(self._tasks, coro, name, logger)
 
     def _on_found(self, endpoint: Endpoint) -> None:
         self._spawn(self.async_add_endpoint(endpoint), f"add-{endpoint.key}")

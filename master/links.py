@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import zmq
 import zmq.asyncio
@@ -40,6 +40,7 @@ from shared.wire import (
 from master.db.errors import CentralStoreError, CentralStoreUnavailable
 from master.db.store import CentralStore
 from master.endpoints import Endpoint
+from restrike.lifecycle import log_task_failure, spawn
 from restrike.logs import level_for_repeat
 
 __all__ = ["DbWorker", "LinkStats", "SlaveLink"]
@@ -95,7 +96,7 @@ class DbWorker:
         if self._committer is None or self._committer.done():
             self._wake = asyncio.Event()
             self._committer = asyncio.create_task(self._async_commit_groups(), name="central-group-commit")
-            self._committer.add_done_callback(_log_crash)
+            self._committer.add_done_callback(log_task_failure(logger))  # the next insert restarts it
         assert self._wake is not None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((records, future))
@@ -128,11 +129,6 @@ class DbWorker:
             await asyncio.wait_for(asyncio.to_thread(self._executor.shutdown, True), timeout)
         except TimeoutError:
             logger.warning("A central database call did not finish within %.0f s of shutdown", timeout)
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("Group commit task failed; the next insert restarts it", exc_info=task.exception())
 
 
 def _settle(group: list[tuple[list[EventRecord], asyncio.Future[None]]], error: Exception | None) -> None:
@@ -243,15 +239,8 @@ class SlaveLink:
         self.sub.close(linger=0)
         self.dealer.close(linger=0)
 
-    def _spawn(self, coro: Coroutine[object, object, None], role: str) -> None:
-        task = asyncio.create_task(coro, name=f"link-{self.endpoint.key}-{role}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Link task %s failed", task.get_name(), exc_info=task.exception())
+    def _spawn(self, coro: Coroutine[Any, Any, None], role: str) -> None:
+        spawn(self._tasks, coro, f"link-{self.endpoint.key}-{role}", logger)
 
     def _rebind(self) -> None:
         """Forget the previous node: its cursor, held events and any catch-up in flight."""

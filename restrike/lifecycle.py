@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-__all__ = ["serve_until_signalled"]
+__all__ = ["log_task_failure", "serve_until_signalled", "spawn"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +48,21 @@ async def serve_until_signalled(
             else:
                 loop.remove_signal_handler(signum)
         await shutdown()
+
+
+def log_task_failure(log: logging.Logger) -> Callable[[asyncio.Task[Any]], None]:
+    """A done-callback that logs, on the owner's logger, a background task that ended with an error."""
+
+    def callback(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Background task %s stopped with an error", task.get_name(), exc_info=task.exception())
+
+    return callback
+
+
+def spawn(tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, None], name: str, log: logging.Logger) -> None:
+    """Start an owned background task: kept in ``tasks`` until it ends, its failure logged on ``log``."""
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    task.add_done_callback(log_task_failure(log))

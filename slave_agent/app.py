@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from restrike.lifecycle import serve_until_signalled
+from restrike.lifecycle import serve_until_signalled, spawn
 from shared.records import EventRecord
 from slave_agent.config import SlaveConfig
 from slave_agent.db.sessions import SessionBook
@@ -113,16 +114,8 @@ class SlaveAgent:
             self.ingest.stats.dropped_queue_full,
         )
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("Background task %s failed", task.get_name(), exc_info=task.exception())
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        spawn(self._tasks, coro, name, logger)
 
     async def _async_keep_sessions_alive(self) -> None:
         """Date open OBS sessions' last sign of life, so the repair after a power cut ends them there."""

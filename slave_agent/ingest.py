@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from restrike.lifecycle import log_task_failure
 from shared.records import EventRecord
 from slave_agent.db.store import Datagram, EventStore, StoreBusy
 
@@ -125,7 +126,7 @@ class UdpIngest:
         self._transport = transport
         self.address = transport.get_extra_info("sockname")[:2]
         self._writer = asyncio.create_task(self._async_write_loop(), name="sqlite-batch-writer")
-        self._writer.add_done_callback(_log_task_failure)
+        self._writer.add_done_callback(log_task_failure(logger))
         logger.info("Listening for PSS datagrams on UDP %s:%d", *self.address)
 
     async def async_stop(self, timeout: float = 5.0) -> None:
@@ -225,9 +226,3 @@ class UdpIngest:
                 )
                 self._full_warned = False
             return records
-
-
-def _log_task_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("Writer task died", exc_info=task.exception())
-

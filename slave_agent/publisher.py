@@ -22,6 +22,7 @@ import zmq
 import zmq.asyncio
 
 from restrike import __version__
+from restrike.lifecycle import log_task_failure
 from restrike.logs import level_for_repeat
 from shared.records import EventRecord
 from shared.wire import (
@@ -136,7 +137,7 @@ class Publisher:
             asyncio.create_task(self._async_serve_router(), name="router"),
         ]
         for task in self._tasks:
-            task.add_done_callback(_log_crash)
+            task.add_done_callback(log_task_failure(logger))
         logger.info("Publishing on tcp://%s:%d (PUB) and :%d (ROUTER)", self.host, self.pub_port, self.router_port)
 
     async def async_stop(self) -> None:
@@ -235,8 +236,3 @@ class Publisher:
     def _bad(self, reason: str) -> None:
         self.stats.bad_messages += 1
         logger.log(level_for_repeat(self.stats.bad_messages), "Ignored a message on the ROUTER: %s", reason)
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("Publisher task %s stopped", task.get_name(), exc_info=task.exception())

@@ -110,8 +110,6 @@ class EventFilter:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int | None = None
-    after_seq: int | None = None
-    epoch: str | None = None
 
 
 @dataclass(slots=True)
@@ -502,12 +500,6 @@ class EventStore:
         """Stored events matching a filter, in ``seq`` order."""
         where: list[str] = []
         args: list[Any] = []
-        if flt.epoch is not None:
-            where.append("e.epoch = ?")
-            args.append(flt.epoch)
-        if flt.after_seq is not None:
-            where.append("e.seq > ?")
-            args.append(flt.after_seq)
         if flt.tournament is not None:
             where.append("e.tournament_id = ?")
             args.append(self._tournament_id(flt.tournament))
