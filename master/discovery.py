@@ -11,6 +11,7 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from master.endpoints import Endpoint
+from runtime.curve import check_public_key
 from shared.wire import SERVICE_TYPE
 
 __all__ = ["Browser"]
@@ -68,8 +69,10 @@ class Browser:
                 router_port=int(props["router_port"]),
                 node_id=props["node_id"],
                 source="mdns",
+                court=props.get("court"),
+                public_key=check_public_key(props["public_key"]) if props.get("public_key") else None,
             )
-        except (KeyError, ValueError, IndexError):
-            logger.warning("mDNS: %s announces incomplete properties %s", name, props)
+        except (KeyError, ValueError, IndexError):  # BadKey is a ValueError
+            logger.warning("mDNS: %s announces incomplete or invalid properties %s", name, props)
             return
         self.found(endpoint)

@@ -1,8 +1,4 @@
-"""reStrike VTA: the ``restrike`` command line and the tools that span slave and master."""
+"""reStrike VTA's top floor: the ``restrike`` command line, the demo and the benchmarks.
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("restrike-vta")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+Nothing below this package imports it: the court agent and the master run without it.
+"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -160,12 +161,28 @@ def send(
         bool, typer.Option(help="End every datagram with CRLF, as TkStrike Gen2 does.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    listen_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Answer pull requests (clock, scores, ...) on this UDP port with the last packet of "
+            "each kind sent, as TkStrike Gen2 does on its listen port.",
+        ),
+    ] = None,
+    hold: Annotated[
+        bool,
+        typer.Option(help="After the last datagram keep answering pull requests until Ctrl-C (needs --listen-port)."),
+    ] = False,
 ) -> None:
     """Replay a file as UDP datagrams, one line per datagram, to feed a listener.
 
     The sample capture's TSV format is detected by itself and replayed with its
     original timing divided by --speed. Progress goes to stderr, the summary to stdout.
+    With --listen-port it also answers a court agent's pull requests (its resynchronisation).
     """
+    if hold and listen_port is None:
+        raise typer.BadParameter("--hold keeps answering pull requests: give --listen-port too", param_hint="--hold")
     try:
         host, port = sender.parse_target(to)
     except ValueError as exc:
@@ -180,6 +197,14 @@ def send(
     except OSError as exc:
         raise typer.BadParameter(f"cannot send to {host}:{port}: {exc}", param_hint="--to") from None
     stderr = Console(stderr=True)
+    responder = None
+    if listen_port is not None:
+        try:
+            responder = sender.PullResponder("0.0.0.0", listen_port).start()
+        except OSError as exc:
+            sock.close()
+            raise typer.BadParameter(f"cannot listen on UDP {listen_port}: {exc}", param_hint="--listen-port") from None
+        stderr.print(f"answering pull requests on UDP port {listen_port}", highlight=False)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -200,22 +225,39 @@ def send(
 
     interrupted = False
     started = time.monotonic()
-    with sock, progress:
-        try:
-            result = sender.send_replay(
-                sock,
-                address,
-                replay.items,
-                speed=factor,
-                loop=loop,
-                suffix=b"\r\n" if crlf else b"",
-                on_sent=on_sent,
-            )
-        except KeyboardInterrupt:
-            interrupted = True
-            result = sender.SendResult(sent, time.monotonic() - started, 0)
-        except OSError as exc:
-            raise typer.BadParameter(f"sending to {to} failed: {exc}", param_hint="--to") from None
+    # With a responder thread to close, SIGTERM (a service manager, a test) stops like Ctrl-C.
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if responder is not None else None
+    try:
+        with sock, progress:
+            try:
+                result = sender.send_replay(
+                    sock,
+                    address,
+                    replay.items,
+                    speed=factor,
+                    loop=loop,
+                    suffix=b"\r\n" if crlf else b"",
+                    on_sent=on_sent,
+                    responder=responder,
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+                result = sender.SendResult(sent, time.monotonic() - started, 0)
+            except OSError as exc:
+                raise typer.BadParameter(f"sending to {to} failed: {exc}", param_hint="--to") from None
+        if hold and not interrupted:
+            try:  # a stop may come the moment "holding" is out
+                typer.echo(f"sent {result.sent} datagrams to {to}; holding: answering pull requests until Ctrl-C", err=True)
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass  # the normal end of --hold
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+        if responder is not None:
+            responder.close()
+            stderr.print(f"answered {responder.answers} packets to {responder.requests} pull requests", highlight=False)
     if interrupted:
         typer.echo(f"interrupted: sent {result.sent} datagrams to {to} in {result.elapsed:.2f} s")
         raise typer.Exit(130)
@@ -223,6 +265,10 @@ def send(
         f"sent {result.sent} datagrams ({replay.format}, {result.passes} pass"
         f"{'es' if result.passes != 1 else ''}) to {to} in {result.elapsed:.2f} s"
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _speed(text: str) -> float | None:

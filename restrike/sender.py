@@ -9,13 +9,16 @@ told apart by their first data line:
   sent with the original spacing.
 
 The send loop sleeps to absolute deadlines from one monotonic start, so a long replay
-does not drift however long each ``sendto`` takes.
+does not drift however long each ``sendto`` takes. A :class:`PullResponder` answers pull
+requests on a listen port as TkStrike Gen2 does, with the last packet of each kind sent.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from shared.pss.pull import LastPackets
+
 __all__ = [
     "TSV_TIME_FORMAT",
+    "PullResponder",
     "Replay",
     "SendResult",
     "open_udp",
@@ -117,12 +123,14 @@ def send_replay(
     loop: bool = False,
     suffix: bytes = b"",
     on_sent: Callable[[int, int], None] | None = None,
+    responder: PullResponder | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendResult:
     """Send ``items`` on schedule (``speed`` None = as fast as possible); ``loop`` repeats forever.
 
-    ``on_sent(sent_in_pass, pass_number)`` runs after each datagram. A KeyboardInterrupt
+    ``on_sent(sent_in_pass, pass_number)`` runs after each datagram; ``responder`` learns each
+    one, to answer pull requests with it. A KeyboardInterrupt
     stops the loop; the caller gets it after the socket has sent what it could.
     """
     if speed is not None and speed <= 0:
@@ -141,6 +149,8 @@ def send_replay(
                 if delay > 0:
                     sleep(delay)
             sock.sendto(payload + suffix, address)
+            if responder is not None:
+                responder.sent(payload + suffix)
             sent += 1
             if on_sent is not None:
                 on_sent(index, passes)
@@ -148,6 +158,71 @@ def send_replay(
             break
         pass_start += items[-1][0] + spacing
     return SendResult(sent, clock() - start, passes)
+
+
+class PullResponder:
+    """Answers pull requests on a listen port the way TkStrike Gen2 does.
+
+    Each request word in a datagram gets, by unicast to the requester, the last packet of
+    its kind that :meth:`sent` was told about (nothing if none went out yet). Runs on its own
+    thread until :meth:`close`; a request that cannot be answered is counted, never fatal.
+    """
+
+    def __init__(self, host: str = "0.0.0.0", port: int = 0):
+        self.memory = LastPackets()
+        self.requests = 0
+        self.answers = 0
+        self.errors = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except OSError:
+            self._sock.close()
+            raise
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="pull-responder", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The listen port (useful when bound to port 0)."""
+        port: int = self._sock.getsockname()[1]
+        return port
+
+    def start(self) -> PullResponder:
+        self._thread.start()
+        return self
+
+    def sent(self, packet: bytes) -> None:
+        """A packet went out to the receiver: remember it if a pull request can ask for its kind."""
+        self.memory.sent(packet)
+
+    def close(self) -> None:
+        """Stop answering and release the socket (waits for the thread)."""
+        if self._thread.is_alive():
+            self._wake_write.send(b"x")
+            self._thread.join(10)
+        for sock in (self._sock, self._wake_read, self._wake_write):
+            sock.close()
+
+    def __enter__(self) -> PullResponder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _serve(self) -> None:
+        while True:
+            readable, _, _ = select.select([self._sock, self._wake_read], [], [])
+            if self._wake_read in readable:
+                return
+            try:
+                data, requester = self._sock.recvfrom(65535)
+                self.requests += 1
+                for answer in self.memory.answers(data):
+                    self._sock.sendto(answer, requester)
+                    self.answers += 1
+            except OSError:  # e.g. the requester's port closed (ICMP): the next request is served
+                self.errors += 1
 
 
 def _read_tsv(data: list[bytes], path: Path) -> list[tuple[float, bytes]]:

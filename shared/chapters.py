@@ -23,14 +23,19 @@ start in stream time) into such a list, applying these rules in order:
 
 Every change is described in :attr:`ChapterPlan.notes`, using the same time format as
 the rendered file so the operator can match them up.
+
+:func:`day_plan` is the one way a court (from its SQLite) and the master (from the central
+database) turn a day's match starts and stream sessions into chapters.
 """
 
 from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from shared.stream_time import Session, parse_hms
 
 __all__ = [
     "MAX_TITLE_CHARS",
@@ -38,9 +43,12 @@ __all__ = [
     "MIN_CHAPTER_SECONDS",
     "Chapter",
     "ChapterPlan",
+    "MatchStart",
+    "day_plan",
     "match_title",
     "plan_chapters",
     "render",
+    "stream_duration",
 ]
 
 MIN_CHAPTER_SECONDS = 10
@@ -69,6 +77,44 @@ class ChapterPlan:
     def valid(self) -> bool:
         """True when :func:`render` gives a list YouTube will show as chapters."""
         return self.problem is None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchStart:
+    """A match's ready moment in stream time (``H:MM:SS``) and what names it."""
+
+    str_timestamp: str
+    match_number: int | str | None = None
+    phase: str | None = None
+    weight_class: str | None = None
+    blue_name: str | None = None
+    blue_noc: str | None = None
+    red_name: str | None = None
+    red_noc: str | None = None
+
+
+def day_plan(
+    starts: Iterable[MatchStart], stream_sessions: Sequence[Session], now_ms: int, *, intro_title: str = "Start"
+) -> ChapterPlan:
+    """A day's chapters: each match's ready moment, within the stream the day's sessions published."""
+    candidates = [
+        (float(parse_hms(s.str_timestamp)),
+         match_title(s.match_number, s.phase, s.weight_class, s.blue_name, s.blue_noc, s.red_name, s.red_noc))
+        for s in starts
+    ]
+    return plan_chapters(
+        candidates, stream_duration_seconds=stream_duration(stream_sessions, now_ms), intro_title=intro_title
+    )
+
+
+def stream_duration(stream_sessions: Sequence[Session], now_ms: int) -> float | None:
+    """Published stream time of a day so far: the end of its last session (in start order), or now if
+    it is live; None without a stream."""
+    if not stream_sessions:
+        return None
+    last = stream_sessions[-1]
+    end = last.end_ms if last.end_ms is not None else now_ms
+    return last.cumulative_offset_seconds + (end - last.start_ms) / 1000
 
 
 def plan_chapters(

@@ -1,9 +1,10 @@
 """The current match on one court, folded from PSS events.
 
 Both ends fold the same events through the same code, so the slave's overlay, the
-master's console and the tests agree on what "the match" is. Every message in the
-load block only *sets* values (``pre;FightLoaded`` alone resets), so Gen2's and Gen3's
-different load orders give the same state. The status is derived from flags rather
+master's console and the tests agree on what "the match" is; :mod:`shared.match_snapshot`
+is its typed, serialisable view. Every message in the load block only *sets* values
+(``pre;FightLoaded`` alone resets), so Gen2's and Gen3's different load orders give the
+same state. The status is derived from flags rather
 than stored, which keeps it consistent whatever order the flags arrive in.
 """
 
@@ -16,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.pss.parser import PssEvent
+from shared.pss.pull import ANSWER_CODES
 
 __all__ = ["Athlete", "Challenge", "MatchInfo", "MatchResult", "MatchState", "MatchStatus"]
 
@@ -112,18 +114,77 @@ class MatchState:
     # --- public API ---------------------------------------------------------------------
 
     def apply(self, event: PssEvent) -> bool:
-        """Fold one event in; True when the visible state changed. Invalid events are ignored."""
-        before = self.snapshot()
-        return self.fold(event) and self.snapshot() != before
+        """Fold one event in; True when the state changed. Invalid events are ignored."""
+        before = self.clone()
+        return self.fold(event) and self != before
 
     def fold(self, event: PssEvent) -> bool:
-        """Fold one event in without comparing snapshots (the ingest hot path); True if it was handled."""
-        if not event.valid:
-            return False
-        handler = _HANDLERS.get(event.code)
+        """Fold one event in without comparing states (the ingest hot path); True if it was handled."""
+        return event.valid and self.fold_fields(event.code, event.fields)
+
+    def fold_fields(self, code: str, fields: dict[str, Any]) -> bool:
+        """Fold a valid event given by its code and parsed fields (a stored record's ``code`` and
+        ``parsed``, as the master receives them); True if the code is one the match state uses."""
+        handler = _HANDLERS.get(code)
         if handler is None:
             return False
-        handler(self, event.fields)
+        handler(self, fields)
+        return True
+
+    def fold_answer(self, event: PssEvent) -> bool:
+        """Fold the sender's answer to a pull request (:mod:`shared.pss.pull`); True if it was used."""
+        return event.valid and self.fold_answer_fields(event.code, event.fields)
+
+    def fold_answer_fields(self, code: str, fields: dict[str, Any]) -> bool:
+        """Fold a valid answer given by its code and parsed fields (a stored record flagged ``resync``).
+
+        An answer is the sender's *last* packet of a kind, not something that just happened, so:
+
+        * ``mch`` names the loaded match: a number other than the one folded so far means the
+          sender loaded a match this receiver never saw, so the state starts afresh (as at ``pre``);
+          either way a match is loaded and ready.
+        * ``clk``: a plain tick is the last clock packet only while the clock runs (every stop
+          sends ``;stop``), and a clock below the round length means the round has started.
+        * ``brk`` that ended a break says nothing about now (it may be the previous match's).
+        * ``wrd`` and ``wmh`` may be the *previous* match's (a sender that does not send ``wrd``
+          at load keeps the last one, and ``wmh`` is kept until the next match ends): round
+          winners count only for rounds that are over (before the current round, or the current
+          one once its clock has run out), a result only when its winner is a current athlete.
+        * Every other answer sets its values as the live packet would. Any other code is not an
+          answer and is not folded; True when the answer was used.
+        """
+        if code not in ANSWER_CODES:
+            return False
+        if code == "mch":
+            if self.info.number is not None and self.info.number != fields["match_number"]:
+                self._on_loaded(fields)
+            self._on_config(fields)
+            self.loaded = self.ready = True
+        elif code == "brk":
+            if fields["action"] == "stopEnd" and not self.break_active:
+                return False  # the last break is over (perhaps the previous match's): nothing to show
+            self._on_break(fields)
+        elif code == "wrd":
+            over = self.round if self.clock_seconds == 0 and not self.clock_running else self.round - 1
+            if any(int(r) > over for r, winner in fields["round_winners"].items() if winner is not None):
+                return False
+            self._on_round_winners(fields)
+        elif code == "wmh":
+            named = {self.blue.name, self.blue.short, self.red.name, self.red.short} - {""}
+            if fields["winner_name"] not in named:
+                return False
+            self._on_result(fields)
+        elif code == "clk":
+            self._on_clock(fields)
+            duration, seconds = self.info.round_duration, fields["seconds"]
+            if duration is not None and seconds < duration:
+                self.started = True
+                if fields["action"] is None and seconds > 0:
+                    self.clock_running = True
+        else:
+            self.fold_fields(code, fields)
+        if self.round > 1:
+            self.started = True
         return True
 
     def clone(self) -> MatchState:
@@ -188,54 +249,6 @@ class MatchState:
         if self.loaded:
             return MatchStatus.LOADED
         return MatchStatus.IDLE
-
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-ready view for the wire and the overlay (round keys become strings)."""
-        blue_rounds, red_rounds = self.rounds_won
-        return {
-            "status": self.status.value,
-            "match_number": self.info.number,
-            "phase": self.info.phase,
-            "weight_class": self.info.weight_class,
-            "division": self.info.division,
-            "total_rounds": self.info.total_rounds,
-            "round_duration": self.info.round_duration,
-            "match_id": self.info.match_id,
-            "blue": {"name": self.blue.name, "short": self.blue.short, "noc": self.blue.noc},
-            "red": {"name": self.red.name, "short": self.red.short, "noc": self.red.noc},
-            "round": self.round,
-            "score": {"blue": self.score[0], "red": self.score[1]},
-            "round_scores": _per_round(self.round_scores),
-            "warnings": _per_round(self.warnings),
-            "round_winners": {str(r): w for r, w in sorted(self.round_winners.items())},
-            "rounds_won": {"blue": blue_rounds, "red": red_rounds},
-            "rounds_played": self.rounds_played,
-            "leader": self.leader,
-            "clock_seconds": self.clock_seconds,
-            "clock_running": self.clock_running,
-            "injury_seconds": self.injury_seconds if self.injury_active else None,
-            "break_seconds": self.break_seconds if self.break_active else None,
-            "challenge": None
-            if self.challenge is None
-            else {
-                "by": self.challenge.by,
-                "state": self.challenge.state,
-                "won": self.challenge.won,
-                "round": self.challenge.round,
-                "active": self.challenge_active,
-            },
-            "last_point": None if self.last_point is None else dict(self.last_point),
-            "round_stats": {
-                str(r): {side: dict(v) for side, v in stats.items()}
-                for r, stats in sorted(self.round_stats.items())
-            },
-            "winner": self.result.winner,
-            "winner_name": self.result.winner_name,
-            "result_rounds": None
-            if self.result.blue_rounds is None
-            else {"blue": self.result.blue_rounds, "red": self.result.red_rounds},
-            "decision": self.result.decision,
-        }
 
     # --- handlers -----------------------------------------------------------------------
 
@@ -375,10 +388,6 @@ class MatchState:
         self.injury_active = False
         self.break_active = False
         self.challenge_active = False
-
-
-def _per_round(values: dict[int, tuple[int, int]]) -> dict[str, dict[str, int]]:
-    return {str(r): {"blue": b, "red": red} for r, (b, red) in sorted(values.items())}
 
 
 _Handler = Callable[[MatchState, dict[str, Any]], None]

@@ -12,7 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EventRecord", "ms_to_iso"]
+from shared.pss.parser import Category
+
+__all__ = ["EXPORT_COLUMNS", "EventRecord", "ms_to_iso"]
+
+#: The columns of an event in CSV exports (keys of :meth:`EventRecord.export_fields`).
+EXPORT_COLUMNS = (
+    "seq", "timestamp", "event_code", "event_category", "valid", "resync", "match_number", "str_timestamp",
+    "rec_timestamp", "ivr_link", "error", "raw",
+)
 
 
 def ms_to_iso(ms: int) -> str:
@@ -23,7 +31,8 @@ def ms_to_iso(ms: int) -> str:
 class EventRecord(BaseModel):
     """One PSS event as stored by a slave (its ``pss_events_v2`` row)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Categories are held as their plain text value ("R"), as both databases store them.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
     node_id: str = Field(min_length=1, max_length=64, description="The court slave that stored it")
     epoch: str = Field(min_length=1, max_length=64, description="Life of the slave's database file")
@@ -32,10 +41,14 @@ class EventRecord(BaseModel):
     raw: str = Field(description="The protocol line as received (invalid UTF-8 backslash-escaped)")
     raw_datagram: bytes = Field(description="The whole datagram, verbatim")
     code: str
-    event_category: str
+    event_category: Category = Field(description="One of the plan's seven categories, K P H TH TB R O")
     parsed: dict[str, Any] = Field(default_factory=dict)
     valid: bool = True
     error: str | None = None
+    resync: bool = Field(
+        False,
+        description="An answer to the slave's pull request (the sender's last packet of a kind), not live traffic",
+    )
     processing_us: int = Field(0, ge=0, description="Parse-to-commit time inside the slave")
     tournament_uuid: str | None = None
     tournament_day_uuid: str | None = None
@@ -44,10 +57,20 @@ class EventRecord(BaseModel):
     rec_timestamp: str | None = None
     str_timestamp: str | None = None
     ivr_link: str | None = None
+    rev: int = Field(0, ge=0, description="Revision of the row's changeable fields (0: as first stored)")
 
     @property
     def timestamp(self) -> str:
         return ms_to_iso(self.received_ms)
+
+    def export_fields(self) -> dict[str, Any]:
+        """The event as the ``events`` commands print it (JSON lines, CSV): every field, the time in
+        ISO 8601 (``timestamp``), the datagram as text (undecodable bytes backslash-escaped)."""
+        data = self.model_dump(mode="json", exclude={"raw_datagram"})
+        data["timestamp"] = self.timestamp
+        data["raw_datagram"] = self.raw_datagram.decode("utf-8", "backslashreplace")
+        data["event_code"] = self.code
+        return data
 
     @classmethod
     def trusted(cls, **values: Any) -> EventRecord:

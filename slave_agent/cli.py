@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import logging
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.records import EventRecord
-from slave_agent.config import DEFAULT_DATA_DIR, ConfigError, SlaveConfig, load_config
-from slave_agent.db.store import EventFilter, EventStore
+from runtime.logs import setup_logging
+from shared.pss import Category
+from shared.pss.kinds import EventKind
+from shared.records import EXPORT_COLUMNS
+from slave_agent.config import DEFAULT_DATA_DIR, load_config
+from slave_agent.db.store import EventFilter, EventStore, NoDatabase
 
 __all__ = ["app"]
 
@@ -36,25 +39,17 @@ DataDirOpt = Annotated[
 err = Console(stderr=True)
 
 
-def _config(config: Path | None, overrides: dict[str, Any]) -> SlaveConfig:
-    try:
-        return load_config(config, overrides)
-    except ConfigError as exc:
-        err.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
 def _open_store(config: Path | None, data_dir: Path | None) -> EventStore:
-    cfg = _config(config, {"data_dir": data_dir})
-    return EventStore(cfg.data_dir, node_id=cfg.node.node_id)
+    """The database a running (or earlier) agent made; never a new one, never a new node id."""
+    cfg = load_config(config, {"data_dir": data_dir})
+    try:
+        return EventStore(cfg.data_dir, create=False)
+    except NoDatabase as exc:
+        raise NoDatabase(
+            f"{exc}.\nOnly `restrike slave run` creates one. Give the agent's folder with --data-dir or its "
+            f"settings with -c (default folder: {DEFAULT_DATA_DIR}, relative to where you run the command)."
+        ) from None
 
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @app.command()
@@ -68,24 +63,33 @@ def run(
     pub_port: Annotated[int | None, typer.Option(help="ZeroMQ PUB port [default: 5570]")] = None,
     router_port: Annotated[int | None, typer.Option(help="ZeroMQ ROUTER port [default: 5571]")] = None,
     no_mdns: Annotated[bool, typer.Option("--no-mdns", help="Do not advertise over mDNS")] = False,
+    no_obs: Annotated[bool, typer.Option("--no-obs", help="Do not connect to OBS (events are stored as usual)")] = False,
+    operator_port: Annotated[int | None, typer.Option(help="Port of the operator page [default: 8090]")] = None,
+    resync_port: Annotated[
+        int | None, typer.Option(help="Scoring software's listen port for pull requests [default: do not ask]")
+    ] = None,
+    sender_host: Annotated[
+        str | None, typer.Option(help="Scoring computer's IPv4 address, asked at start [default: first sender heard]")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     """Run the court agent until Ctrl-C or SIGTERM: listen for PSS, store every event, publish it."""
     from slave_agent.app import run_agent
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     overrides: dict[str, Any] = {
         "data_dir": data_dir,
         "udp": {"port": udp_port, "host": udp_host},
         "node": {"court": court, "node_id": node_id},
         "publisher": {"pub_port": pub_port, "router_port": router_port, "mdns": False if no_mdns else None},
+        "resync": {"sender_port": resync_port, "sender_host": sender_host},
     }
-    cfg = _config(config, overrides)
+    if no_obs:
+        overrides["obs"] = {"rec": {"enabled": False}, "str": {"enabled": False}}
+    overrides["operator"] = {"port": operator_port}
+    cfg = load_config(config, overrides)
     try:
         asyncio.run(run_agent(cfg))
-    except OSError as exc:
-        err.print(f"[red]Cannot start:[/red] {exc}")
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -93,7 +97,7 @@ def run(
 @app.command("validate-config")
 def validate_config(config: Annotated[Path, typer.Argument(help="TOML config file to check")]) -> None:
     """Check a config file and print the settings it results in."""
-    cfg = _config(config, {})
+    cfg = load_config(config, {})
     typer.echo(cfg.model_dump_json(indent=2))
     err.print("[green]Configuration is valid.[/green]")
 
@@ -110,12 +114,11 @@ def _parse_time(value: str | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-def _event_json(record: EventRecord) -> dict[str, Any]:
-    data = record.model_dump(mode="json", exclude={"raw_datagram"})
-    data["timestamp"] = record.timestamp
-    data["raw_datagram"] = record.raw_datagram.decode("utf-8", "backslashreplace")
-    data["event_code"] = record.code
-    return data
+def _choices(values: list[str] | None, allowed: type[StrEnum], option: str) -> tuple[Any, ...]:
+    try:
+        return tuple(allowed(v) for v in values or ())
+    except ValueError:
+        raise typer.BadParameter(f"choose from {' '.join(a.value for a in allowed)}", param_hint=option) from None
 
 
 @app.command()
@@ -127,7 +130,14 @@ def events(
     tournament: Annotated[str | None, typer.Option(help="Tournament name or UUID")] = None,
     day: Annotated[str | None, typer.Option(help="Day: UUID, TOURNAMENT:N, or N of the active tournament")] = None,
     match: Annotated[str | None, typer.Option(help="Match number, e.g. 101 or 245.A")] = None,
-    category: Annotated[list[str] | None, typer.Option(help="Category (repeatable): P TB H TH K W C I B CLK RND WIN R O")] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(help="Category (repeatable): P punch, TB body, H head, TH turning head, K hit level, R referee, O other"),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Finer than a category, from the code (repeatable): {', '.join(k.value for k in EventKind)}"),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="From this UTC time (ISO 8601)")] = None,
     until: Annotated[str | None, typer.Option(help="Up to this UTC time (ISO 8601)")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many events (the first ones)")] = None,
@@ -142,7 +152,8 @@ def events(
             tournament=tournament,
             day=day,
             match_number=match,
-            categories=tuple(category or ()),
+            categories=_choices(category, Category, "--category"),
+            kinds=_choices(kind, EventKind, "--kind"),
             since_ms=_parse_time(since),
             until_ms=_parse_time(until),
             limit=limit,
@@ -155,21 +166,20 @@ def events(
         store.close()
     if output_format == "json":
         for record in rows:
-            sys.stdout.write(json.dumps(_event_json(record), ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(record.export_fields(), ensure_ascii=False) + "\n")
     elif output_format == "csv":
-        columns = ["seq", "timestamp", "event_code", "event_category", "valid", "match_number", "str_timestamp",
-                   "rec_timestamp", "ivr_link", "error", "raw"]
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for record in rows:
-            writer.writerow(_event_json(record))
+            writer.writerow(record.export_fields())
     else:
         table = Table("seq", "time (UTC)", "code", "cat", "match", "stream", "raw", "problem")
         for record in rows:
             table.add_row(
                 str(record.seq), record.timestamp[11:23], record.code, record.event_category,
                 record.match_number or "", record.str_timestamp or "", record.raw,
-                "" if record.valid else f"[red]{record.error}[/red]",
+                ("" if record.valid else f"[red]{record.error}[/red] ")
+                + ("[dim](resync)[/dim]" if record.resync else ""),  # an answer to a pull request
             )
         Console().print(table)
         err.print(f"{len(rows)} event(s)")
@@ -417,3 +427,98 @@ def session_list(day: DayOpt = None, config: ConfigOpt = None, data_dir: DataDir
     finally:
         store.close()
     Console().print(table)
+
+
+ivr_app = typer.Typer(help="Instant replay: what each OBS / replay trigger did, step by step.", no_args_is_help=True)
+app.add_typer(ivr_app, name="ivr")
+
+
+@ivr_app.command("list")
+def ivr_list(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    match: Annotated[str | None, typer.Option(help="Only this match number")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="The latest N triggers")] = 50,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table or json (one object per line)")] = "table",
+) -> None:
+    """Triggers (match ready, replay, review over) with their outcome, clip and each step's time."""
+    from rich.markup import escape
+
+    from shared.records import ms_to_iso
+    from slave_agent.db.ivr import recent_logs
+
+    if output_format not in ("table", "json"):
+        raise typer.BadParameter("choose table or json", param_hint="--format")
+    store = _open_store(config, data_dir)
+    try:
+        logs = recent_logs(store.conn, limit, match)
+    finally:
+        store.close()
+    if output_format == "json":
+        for log in logs:
+            t = log.trigger
+            sys.stdout.write(json.dumps({
+                "uuid": log.uuid, "kind": t.kind.value, "source": t.source, "outcome": log.outcome,
+                "reason": log.reason, "requested": ms_to_iso(t.at_ms), "took_ms": log.finished_ms - t.at_ms,
+                "match_number": t.match_number, "blue": log.blue, "red": log.red, "challenge_by": t.challenge_by,
+                "challenge_result": t.challenge_result, "recording_path": log.recording_path,
+                "clip_path": log.clip_path, "clip_bytes": log.clip_bytes, "linked_events": log.linked_events,
+                "steps": [{"step": s.name, "outcome": s.outcome.value, "at_ms": s.at_ms, "took_ms": s.took_ms,
+                           "detail": s.detail} for s in log.steps],
+            }, ensure_ascii=False) + "\n")
+        return
+    table = Table("time (UTC)", "trigger", "match", "outcome", "took", "steps (ms after the event)", "clip / problem")
+    colours = {"done": "green", "partial": "yellow", "failed": "red", "skipped": "yellow"}
+    for log in logs:
+        t = log.trigger
+        steps = " ".join(f"{s.name}{'' if s.outcome.value == 'done' else '!' + s.outcome.value}@{s.at_ms}"
+                         for s in log.steps)
+        table.add_row(
+            ms_to_iso(t.at_ms)[11:23], f"{t.kind.value} ({t.source})", t.match_number or "",
+            f"[{colours[log.outcome]}]{log.outcome}[/]", f"{log.finished_ms - t.at_ms} ms", steps,
+            escape(log.reason or (Path(log.clip_path).name if log.clip_path else "")),  # OBS's words, not markup
+        )
+    Console().print(table)
+    err.print(f"{len(logs)} trigger(s)")
+
+
+@app.command()
+def replay(
+    config: ConfigOpt = None,
+    url: Annotated[str | None, typer.Option(help="The running agent's operator page [default: from the config, "
+                                                  "http://127.0.0.1:8090]")] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the replay to be on air")] = 60.0,
+) -> None:
+    """Trigger an instant replay on the running agent (as its REPLAY button does), for a hardware key or a script.
+
+    Exit code 0 when every step worked, 1 when some did not (the reason is printed), 2 when no agent answered.
+    """
+    import urllib.error
+    import urllib.request
+
+    from rich.markup import escape
+
+    if url is None:
+        page = load_config(config, {}).operator
+        url = f"http://{'127.0.0.1' if page.host in ('0.0.0.0', '') else page.host}:{page.port}"
+    request = urllib.request.Request(url.rstrip("/") + "/api/replay", method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # a server answered, but it has no replay to give
+        err.print(f"[red]{escape(url)} answered HTTP {exc.code} {escape(str(exc.reason))}[/red] to a replay request "
+                  "(is it a court agent's operator page? `restrike slave run` serves it)", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        err.print(f"[red]No court agent answered at {escape(url)}:[/red] {escape(str(getattr(exc, 'reason', exc)))} "
+                  "(is `restrike slave run` running with its operator page enabled?)")
+        raise typer.Exit(2) from None
+    steps = ", ".join(f"{s['step']} {s['outcome']} @{s['at_ms']} ms" for s in result.get("steps", []))
+    line = f"Replay {result['outcome']}" + (f": {result['reason']}" if result.get("reason") else "")
+    if result.get("clip"):
+        line += f" (clip {result['clip']})"
+    typer.echo(line)
+    if steps:
+        err.print(steps)
+    if result["outcome"] != "done":
+        raise typer.Exit(1)

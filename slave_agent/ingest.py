@@ -16,7 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from restrike.lifecycle import log_task_failure
+from runtime.lifecycle import log_task_failure
+from runtime.ports import bind_failure
 from shared.records import EventRecord
 from slave_agent.db.store import Datagram, EventStore, StoreBusy
 
@@ -54,6 +55,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.ingest.accept(data, f"{addr[0]}:{addr[1]}")
+        if self.ingest.on_sender is not None:
+            self.ingest.on_sender(addr[0], data)
 
     def error_received(self, exc: Exception) -> None:
         logger.warning("UDP socket error (ingest continues): %s", exc)
@@ -76,17 +79,22 @@ class UdpIngest:
         self.retry_seconds = retry_seconds
         self.queue: asyncio.Queue[Datagram] = asyncio.Queue(maxsize=queue_size)
         self.listeners: list[CommitListener] = []
+        #: Told the host and bytes of every datagram the socket receives (resync follows new senders).
+        self.on_sender: Callable[[str, bytes], None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._transport: asyncio.DatagramTransport | None = None
         self._writer: asyncio.Task[None] | None = None
         self._full_warned = False
         self.address: tuple[str, int] | None = None
 
-    def accept(self, data: bytes, source: str | None) -> None:
-        """Stamp a datagram at receipt and queue it; counted, never silently dropped."""
+    def accept(self, data: bytes, source: str | None, *, resync: bool = False) -> None:
+        """Stamp a datagram at receipt and queue it; counted, never silently dropped.
+
+        ``resync`` marks an answer to a pull request (:mod:`slave_agent.resync`).
+        """
         self.stats.received += 1
         try:
-            self.queue.put_nowait(Datagram(time.time_ns() // 1_000_000, data, source))
+            self.queue.put_nowait(Datagram(time.time_ns() // 1_000_000, data, source, resync))
         except asyncio.QueueFull:
             self.stats.dropped_queue_full += 1
             if not self._full_warned:
@@ -97,11 +105,18 @@ class UdpIngest:
                     self.queue.maxsize,
                 )
 
-    async def async_start(self, host: str, port: int, receive_buffer: int) -> None:
-        """Bind the socket and start the writer; must run on the event loop."""
+    async def async_start(self, host: str, port: int, receive_buffer: int, *, shared_port: bool = False) -> None:
+        """Bind the socket and start the writer; must run on the event loop.
+
+        The port is bound exclusively: a second listener would silently take the court's
+        datagrams. ``shared_port`` lets other programs listen too, for venues that need it.
+        """
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        elif hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # Windows: no one may bind over us, even with SO_REUSEADDR
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         try:  # beyond net.core.rmem_max when the agent may (root or CAP_NET_ADMIN on Linux)
             sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE or socket.SO_RCVBUF, receive_buffer)
@@ -118,16 +133,19 @@ class UdpIngest:
             sock.bind((host, port))
         except OSError as exc:
             sock.close()
-            raise OSError(
-                exc.errno, f"cannot listen for PSS on UDP {host}:{port}: {exc.strerror} "
-                "(is another agent or the scoring software's receiver using this port?)"
-            ) from None
+            raise bind_failure(exc.errno, exc.strerror or str(exc), "UDP", host, port, "PSS from the scoring software") from exc
         transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
         self._transport = transport
         self.address = transport.get_extra_info("sockname")[:2]
         self._writer = asyncio.create_task(self._async_write_loop(), name="sqlite-batch-writer")
         self._writer.add_done_callback(log_task_failure(logger))
         logger.info("Listening for PSS datagrams on UDP %s:%d", *self.address)
+        if shared_port:
+            logger.warning(
+                "UDP port %d is shared with other programs (udp.shared_port): broadcast datagrams reach every "
+                "listener, but a datagram sent to this laptop's own address reaches only one of them; have the "
+                "scoring software send to the broadcast address", self.address[1],
+            )
 
     async def async_stop(self, timeout: float = 5.0) -> None:
         """Stop receiving, commit what is queued (bounded by ``timeout``), then stop the writer."""

@@ -13,7 +13,7 @@ import psutil
 from zeroconf import IPVersion, ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
-from restrike import __version__
+from runtime import __version__
 from shared.wire import SERVICE_TYPE
 
 __all__ = ["Advertiser", "local_addresses"]
@@ -39,8 +39,19 @@ def local_addresses(interface: str | None = None) -> list[str]:
 class Advertiser:
     """Registers ``<court>-<node>._restrike-slave._tcp.local.`` and keeps its addresses current."""
 
-    def __init__(self, *, node_id: str, court: str, pub_port: int, router_port: int, interface: str | None = None):
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        court: str,
+        pub_port: int,
+        router_port: int,
+        interface: str | None = None,
+        public_key: str | None = None,
+    ):
+        """``public_key``: the court's CURVE key, announced so the director can approve it (None: plain)."""
         self.node_id = node_id
+        self.public_key = public_key
         self.court = court
         self.pub_port = pub_port
         self.router_port = router_port
@@ -62,13 +73,18 @@ class Advertiser:
                 "version": __version__,
                 "pub_port": str(self.pub_port),
                 "router_port": str(self.router_port),
+                **({"public_key": self.public_key} if self.public_key else {}),
             },
             server=f"restrike-{self.node_id}.local.",
         )
 
     async def async_start(self) -> None:
         interfaces = [self.interface] if self.interface else None
-        self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only, **({"interfaces": interfaces} if interfaces else {}))
+        self._zc = (
+            AsyncZeroconf(ip_version=IPVersion.V4Only, interfaces=interfaces)
+            if interfaces
+            else AsyncZeroconf(ip_version=IPVersion.V4Only)
+        )
         addresses = local_addresses(self.interface)
         self._info = self._service_info(addresses)
         await self._zc.async_register_service(self._info, allow_name_change=True)

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from restrike.bench import QUICK_PLAN, async_run_benchmark
+from restrike.bench.ingest import QUICK_PLAN, async_run_benchmark
 
 TINY_PLAN = replace(
     QUICK_PLAN,
@@ -28,7 +28,7 @@ NUMBER = (int, float)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)  # about 15 s on an idle machine
 def test_tiny_run_reports_every_key_with_sane_types() -> None:
     result = json.loads(json.dumps(asyncio.run(async_run_benchmark(TINY_PLAN))))
 
@@ -67,3 +67,13 @@ def test_tiny_run_reports_every_key_with_sane_types() -> None:
             assert step["sent"] > 0 and step["lost"] == step["sent"] - (step.get("stored", step["received"]))
     machine = result["machine"]
     assert isinstance(machine["cpu_count"], int) and machine["python"] and machine["sqlite"]
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    from restrike.bench.toolkit import latency_summary, percentile
+
+    assert [percentile([1, 2, 3, 4, 5], p) for p in (0, 20, 21, 50, 99, 100)] == [1, 1, 2, 3, 5, 5]
+    assert percentile(list(range(1, 151)), 99) == 149  # rank ceil(148.5)
+    assert percentile(list(range(1, 101)), 7) == 7  # 7% of 100 is rank 7 exactly, whatever floats do
+    assert latency_summary([3_000_000, 1_000_000, 2_000_000]) == {"p50": 2.0, "p99": 3.0, "max": 3.0, "samples": 3}
+    assert latency_summary([]) is None

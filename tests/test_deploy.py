@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from master.config import MasterConfig, load_master_config
+from master.config import ConfigError, MasterConfig, load_master_config
 from slave_agent.config import SlaveConfig, load_config
 from tests.support import restrike_exe
 
@@ -59,7 +59,7 @@ def test_master_example_is_exactly_the_defaults() -> None:
 
 def _leaf_keys(model: Any, prefix: str = "") -> set[str]:
     keys: set[str] = set()
-    for name, value in model.model_dump().items():
+    for name, _value in model.model_dump().items():
         sub = getattr(model, name)
         if hasattr(sub, "model_dump"):
             keys |= _leaf_keys(sub, f"{prefix}{name}.")
@@ -214,3 +214,10 @@ def test_windows_task_runs_an_existing_command() -> None:
     assert words == ["slave", "run"]
     assert "--config" in options
     _assert_cli_accepts(words, options)
+
+
+def test_master_refuses_a_limit_smaller_than_a_page(tmp_path: Path) -> None:
+    config = tmp_path / "master.toml"
+    config.write_text("page_size = 2000\nheld_events_per_court = 1000\n")
+    with pytest.raises(ConfigError, match=r"held_events_per_court \(1000\) must be at least page_size \(2000\)"):
+        load_master_config(config)

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from restrike import pss_cli, sender
+from restrike.ports import free_port
 from shared.pss.parser import parse_line
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "reconstructed_pss_stream_20250720-20250809.tsv"
@@ -193,6 +194,7 @@ def test_send_loop_repeats_until_interrupted(tmp_path: Path, receiver: socket.so
         (["--to", "127.0.0.1:8888", "--speed", "fast"], "'max'"),
         (["--to", "127.0.0.1:8888", "--speed", "0"], "greater than 0"),
         (["--to", "no-such-host.invalid:8888"], "cannot send"),
+        (["--to", "127.0.0.1:8888", "--hold"], "give --listen-port too"),
     ],
 )
 def test_send_reports_bad_arguments(args: list[str], message: str, tmp_path: Path) -> None:
@@ -202,6 +204,41 @@ def test_send_reports_bad_arguments(args: list[str], message: str, tmp_path: Pat
     assert result.exit_code == 2
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_send_answers_pull_requests_with_what_it_sent(tmp_path: Path, receiver: socket.socket) -> None:
+    path = tmp_path / "played.txt"
+    path.write_bytes(b"pre;FightLoaded\nsc1;0;sc2;0\nclk;02:00\nsc1;3;sc2;1\npt1;3\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("0.0.0.0", 0))  # a listen port already in use: a clear error
+        busy = invoke("send", str(path), "--to", f"127.0.0.1:{receiver.getsockname()[1]}",
+                      "--listen-port", str(taken.getsockname()[1]))
+        assert busy.exit_code == 2 and "cannot listen on UDP" in busy.output
+    listen = free_port()
+    sender = subprocess.Popen(
+        [RESTRIKE, "pss", "send", str(path), "--to", f"127.0.0.1:{receiver.getsockname()[1]}", "--crlf", "-q",
+         "--listen-port", str(listen), "--hold"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )
+    try:
+        got = [receiver.recv(100) for _ in range(5)]
+        assert got[-1] == b"pt1;3\r\n"
+        assert sender.stderr is not None
+        while b"holding" not in (line := sender.stderr.readline()):  # all sent: it holds, answering
+            assert line, "the sender ended instead of holding"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as agent:
+            agent.settimeout(10)
+            agent.sendto(b"scores\r\nclock\r\nathletes", ("127.0.0.1", listen))
+            assert [agent.recv(100), agent.recv(100)] == [b"sc1;3;sc2;1\r\n", b"clk;02:00\r\n"]  # no athletes sent
+        sender.send_signal(signal.SIGTERM)
+        out, err = sender.communicate(timeout=30)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(10)
+    assert sender.returncode == 0, (out, err)
+    assert b"answered 2 packets to 1 pull requests" in err  # (stderr read from after "holding")
+    assert b"sent 5 datagrams" in out
 
 
 def test_send_missing_file(tmp_path: Path) -> None:
@@ -229,7 +266,7 @@ def test_read_sample_capture_and_cap_gaps() -> None:
     assert replay.items[0] == (0.0, b"Udp Port 8888 connected;")
     assert replay.duration > 7 * 86400  # 2025-07-20 19:16 to 2025-07-28 16:26
     capped = sender.read_replay(SAMPLE, max_gap=5.0)
-    gaps = [b[0] - a[0] for a, b in zip(capped.items, capped.items[1:])]
+    gaps = [b[0] - a[0] for a, b in zip(capped.items, capped.items[1:], strict=False)]
     assert max(gaps) <= 5.0 + 1e-9
     assert [p for _, p in capped.items] == [p for _, p in replay.items]
 

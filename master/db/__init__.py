@@ -4,6 +4,9 @@ from master.db.errors import CentralStoreError, CentralStoreUnavailable
 from master.db.migrate import current_revision, head_revision, upgrade
 from master.db.models import (
     Base,
+    CentralChangeCursor,
+    CentralIvrEvent,
+    CentralMatch,
     CentralObsSession,
     CentralPssEvent,
     CentralSlaveNode,
@@ -14,6 +17,9 @@ from master.db.store import CentralStore, default_sqlite_url
 
 __all__ = [
     "Base",
+    "CentralChangeCursor",
+    "CentralIvrEvent",
+    "CentralMatch",
     "CentralObsSession",
     "CentralPssEvent",
     "CentralSlaveNode",

@@ -34,8 +34,12 @@ def upgrade(url: str, revision: str = "head") -> None:
             after = MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
-    if before != after:
-        logger.info("central database migrated from %s to %s", before, after)
+    if before is None:
+        logger.info("Central database created at revision %s", after)
+    elif before != after:
+        logger.info("Central database migrated from revision %s to %s", before, after)
+    else:
+        logger.info("Central database at revision %s (up to date)", after)
 
 
 def current_revision(url: str) -> str | None:

@@ -1,5 +1,5 @@
-"""The master's central store: exactly-once storage of every court's events, plus node,
-tournament and OBS-session bookkeeping.
+"""The master's central store: exactly-once storage of every court's events, the courts'
+row changes (events' later fields, matches, OBS sessions), node and tournament bookkeeping.
 
 Synchronous on purpose: the async subscriber calls it from one worker thread. Every
 write is idempotent, so a batch that failed with :class:`CentralStoreUnavailable` can
@@ -15,30 +15,36 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, event, func, select, update
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, bindparam, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.schema import CreateTable
 
+from master.approvals import CourtApproval, Verdict, judge
 from master.db._engine import create_central_engine
-from master.db.errors import CentralStoreError, CentralStoreUnavailable
+from master.db.errors import CentralDatabaseUnusable, CentralStoreError, CentralStoreUnavailable
 from master.db.models import (
+    CentralChangeCursor,
+    CentralIvrEvent,
+    CentralMatch,
     CentralObsSession,
     CentralPssEvent,
     CentralSlaveNode,
     CentralTournament,
     CentralTournamentDay,
 )
+from shared.changes import EVENT_CHANGE_FIELDS, EventChange, IvrEventRecord, MatchRecord, RowChange, SessionRecord
 from shared.records import EventRecord
 
-__all__ = ["SQLITE_FILE_NAME", "CentralStore", "default_sqlite_url"]
+__all__ = ["SQLITE_FILE_NAME", "CentralStore", "ChangeSet", "default_sqlite_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +55,9 @@ _NODES: Table = CentralSlaveNode.__table__  # type: ignore[assignment]
 _TOURNAMENTS: Table = CentralTournament.__table__  # type: ignore[assignment]
 _DAYS: Table = CentralTournamentDay.__table__  # type: ignore[assignment]
 _SESSIONS: Table = CentralObsSession.__table__  # type: ignore[assignment]
+_MATCHES: Table = CentralMatch.__table__  # type: ignore[assignment]
+_IVR: Table = CentralIvrEvent.__table__  # type: ignore[assignment]
+_CURSORS: Table = CentralChangeCursor.__table__  # type: ignore[assignment]
 
 _EVENT_KEY = [_EVENTS.c.node_id, _EVENTS.c.epoch, _EVENTS.c.seq]
 _RECORD_FIELDS = tuple(EventRecord.model_fields)
@@ -67,7 +76,7 @@ _STAGING = Table(
     postgresql_on_commit="DELETE ROWS",
 )
 _STAGING_TYPES = [
-    re.sub(r"\(.*\)", "", column.type.compile(dialect=postgresql.dialect())).lower()
+    re.sub(r"\(.*\)", "", column.type.compile(dialect=postgresql.dialect())).lower()  # type: ignore[no-untyped-call]
     for column in _STAGING.c
 ]
 _COPY_SQL = f"COPY {_STAGING.name} ({', '.join(_STAGING.c.keys())}) FROM STDIN (FORMAT BINARY)"
@@ -78,17 +87,47 @@ _PG_INSERT_FROM_STAGING = (
     .returning(_EVENTS.c.node_id)
 )
 _NODE_FIELDS = frozenset(_NODES.c.keys()) - {"id", "node_id"}
+#: Node states that only an approval changes (never a heartbeat).
+_NOT_LINKED = ("pending", "revoked")
 _SESSION_KEY = [
     _SESSIONS.c.node_id,
     _SESSIONS.c.tournament_day_uuid,
     _SESSIONS.c.session_type,
     _SESSIONS.c.session_number,
 ]
+# The state a row change carries, column by column (the model's fields less its discriminator).
+_MATCH_FIELDS = tuple(name for name in MatchRecord.model_fields if name != "kind")
+_SESSION_FIELDS = tuple(name for name in SessionRecord.model_fields if name != "kind")
+_IVR_FIELDS = tuple(name for name in IvrEventRecord.model_fields if name != "kind")
+# An event change updates the row only if it is newer than the state the row holds.
+_EVENT_CHANGE = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.node_id == bindparam("b_node_id"),
+        _EVENTS.c.epoch == bindparam("b_epoch"),
+        _EVENTS.c.seq == bindparam("b_seq"),
+        _EVENTS.c.rev < bindparam("b_rev"),
+    )
+    .values({name: bindparam(f"b_{name}") for name in (*EVENT_CHANGE_FIELDS, "rev")})
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """One court database's row changes, in revision order, and the revision its cursor moves to."""
+
+    node_id: str
+    epoch: str
+    changes: list[RowChange]
+    through_rev: int
 
 
 def default_sqlite_url(data_dir: Path) -> str:
     """The zero-set-up central database inside ``data_dir`` (created if missing)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CentralDatabaseUnusable(f"cannot create the data folder {data_dir}: {exc.strerror or exc}", 2) from exc
     return f"sqlite:///{(data_dir / SQLITE_FILE_NAME).resolve()}"
 
 
@@ -104,7 +143,6 @@ class CentralStore:
         if self._postgresql:
             event.listen(self._engine, "connect", _create_staging)
         self._insert: Callable[[Table], Any] = postgresql.insert if self._postgresql else sqlite.insert
-        self._available = True
         self._nul_warned = False
 
     @property
@@ -133,41 +171,139 @@ class CentralStore:
         """Store a batch in one transaction, skipping rows already stored; returns how many
         were new. Also counts them on their nodes (received, stored) in the same transaction.
         """
+        return self.write(records, ())
+
+    def write(self, records: Sequence[EventRecord], change_sets: Sequence[ChangeSet]) -> int:
+        """Events (as :meth:`insert_events`), then row changes (as :meth:`apply_changes`), in ONE
+        transaction: the master's group commit pays one commit for every court's work of a round.
+        Returns how many events were new."""
+        if not records and not change_sets:
+            return 0
+        with self._begin() as connection:
+            stored = self._insert_events(connection, records)
+            for change_set in change_sets:
+                self._apply_changes(connection, change_set)
+        return stored
+
+    def _insert_events(self, connection: Connection, records: Sequence[EventRecord]) -> int:
         if not records:
             return 0
         now = dt.datetime.now(dt.UTC)
         received = Counter(record.node_id for record in records)
-        with self._begin() as connection:
-            if self._postgresql:
-                stored = Counter(self._copy_insert(connection, records, now))
-            else:
-                rows = [_sqlite_row(record, now) for record in records]
-                stored = Counter(connection.execute(_SQLITE_INSERT, rows).scalars())
-            self._backfill_match_numbers(connection, records)
-            for node_id in sorted(received):  # one lock order, so concurrent batches cannot deadlock
-                connection.execute(
-                    update(_NODES)
-                    .where(_NODES.c.node_id == node_id)
-                    .values(
-                        events_received=_NODES.c.events_received + received[node_id],
-                        events_stored=_NODES.c.events_stored + stored[node_id],
-                    )
+        if self._postgresql:
+            stored = Counter(self._copy_insert(connection, records, now))
+        else:
+            rows = [_sqlite_row(record, now) for record in records]
+            stored = Counter(connection.execute(_SQLITE_INSERT, rows).scalars())
+        for node_id in sorted(received):  # one lock order, so concurrent batches cannot deadlock
+            connection.execute(
+                update(_NODES)
+                .where(_NODES.c.node_id == node_id)
+                .values(
+                    events_received=_NODES.c.events_received + received[node_id],
+                    events_stored=_NODES.c.events_stored + stored[node_id],
                 )
+            )
         return stored.total()
 
-    def _backfill_match_numbers(self, connection: Connection, records: Sequence[EventRecord]) -> None:
-        """The slave's rule, mirrored: ``mch`` names a match, and its earlier rows learn the number.
+    # --- row changes ---------------------------------------------------------------------
 
-        A court publishes ``pre`` and the athletes before ``mch`` arrives, so those rows reach
-        the master without a number; this keeps the two databases alike.
+    def apply_changes(self, node_id: str, epoch: str, changes: Sequence[RowChange], through_rev: int) -> None:
+        """Apply a court's row changes and move its change cursor to ``through_rev``, in one transaction.
+
+        A row takes a change only if it is newer than the state it holds (a higher revision;
+        for matches and sessions also a state from another database file of the court, whose
+        revisions start again). An event change for an event not stored here changes nothing:
+        the link hands changes over only after the events they refer to.
         """
-        named = {(r.match_uuid, r.match_number) for r in records if r.code == "mch" and r.match_uuid and r.match_number}
-        for match_uuid, number in sorted(named):
+        self.write((), [ChangeSet(node_id, epoch, list(changes), through_rev)])
+
+    def _apply_changes(self, connection: Connection, change_set: ChangeSet) -> None:
+        node_id, epoch = change_set.node_id, change_set.epoch
+        latest: dict[tuple[Any, ...], RowChange] = {}
+        for change in change_set.changes:  # state, not deltas: only the newest state of each row matters
+            key = _row_key(change)
+            if key not in latest or latest[key].rev < change.rev:
+                latest[key] = change
+        events = [c for c in latest.values() if isinstance(c, EventChange)]
+        matches = [c for c in latest.values() if isinstance(c, MatchRecord)]
+        sessions = [c for c in latest.values() if isinstance(c, SessionRecord)]
+        ivr_events = [c for c in latest.values() if isinstance(c, IvrEventRecord)]
+        if events:
             connection.execute(
-                update(_EVENTS)
-                .where(_EVENTS.c.match_uuid == match_uuid, _EVENTS.c.match_number.is_(None))
-                .values(match_number=number)
+                _EVENT_CHANGE,
+                [{f"b_{name}": value for name, value in c.model_dump(exclude={"kind"}).items()} for c in events],
             )
+        if matches:
+            connection.execute(
+                self._newer_upsert(_MATCHES, [_MATCHES.c.uuid]),
+                [{**c.model_dump(exclude={"kind"}), "node_id": node_id, "epoch": epoch} for c in matches],
+            )
+        if sessions:
+            connection.execute(
+                self._newer_upsert(_SESSIONS, _SESSION_KEY),
+                [{**c.model_dump(exclude={"kind"}), "node_id": node_id, "epoch": epoch} for c in sessions],
+            )
+        if ivr_events:
+            connection.execute(
+                self._newer_upsert(_IVR, [_IVR.c.uuid]),
+                [{**c.model_dump(exclude={"kind"}), "node_id": node_id, "epoch": epoch} for c in ivr_events],
+            )
+        statement = self._insert(_CURSORS).values(node_id=node_id, epoch=epoch, rev=change_set.through_rev)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[_CURSORS.c.node_id, _CURSORS.c.epoch],
+                set_={"rev": statement.excluded.rev},
+                where=_CURSORS.c.rev < statement.excluded.rev,
+            )
+        )
+
+    def _newer_upsert(self, table: Table, key: list[Column[Any]]) -> Any:
+        """Insert a row, or replace the held one when the incoming state is newer."""
+        statement = self._insert(table)
+        keys = {column.name for column in key}
+        fields = [name for name in (*_field_names(table), "node_id", "epoch") if name not in keys]
+        return statement.on_conflict_do_update(
+            index_elements=key,
+            set_={name: statement.excluded[name] for name in fields},
+            where=or_(table.c.epoch.is_distinct_from(statement.excluded.epoch), table.c.rev < statement.excluded.rev),
+        )
+
+    def change_cursor(self, node_id: str) -> dict[str, int]:
+        """Per database epoch of a court, the revision up to which its row changes are applied."""
+        statement = select(_CURSORS.c.epoch, _CURSORS.c.rev).where(_CURSORS.c.node_id == node_id)
+        with self._begin() as connection:
+            return {epoch: rev for epoch, rev in connection.execute(statement)}
+
+    def fetch_matches(self, node_id: str) -> list[MatchRecord]:
+        """A court's matches as its database holds them, in load order."""
+        statement = (
+            select(*(_MATCHES.c[name] for name in _MATCH_FIELDS))
+            .where(_MATCHES.c.node_id == node_id)
+            .order_by(_MATCHES.c.loaded_ms, _MATCHES.c.uuid)
+        )
+        with self._begin() as connection:
+            return [MatchRecord.model_validate(dict(row)) for row in connection.execute(statement).mappings()]
+
+    def fetch_ivr_events(self, node_id: str) -> list[IvrEventRecord]:
+        """A court's trigger log (match ready, replay, review over), oldest first."""
+        statement = (
+            select(*(_IVR.c[name] for name in _IVR_FIELDS))
+            .where(_IVR.c.node_id == node_id)
+            .order_by(_IVR.c.requested_ms, _IVR.c.uuid)
+        )
+        with self._begin() as connection:
+            return [IvrEventRecord.model_validate(dict(row)) for row in connection.execute(statement).mappings()]
+
+    def fetch_sessions(self, node_id: str) -> list[SessionRecord]:
+        """A court's OBS sessions, by day, type and number."""
+        statement = (
+            select(*(_SESSIONS.c[name] for name in _SESSION_FIELDS))
+            .where(_SESSIONS.c.node_id == node_id)
+            .order_by(_SESSIONS.c.tournament_day_uuid, _SESSIONS.c.session_type, _SESSIONS.c.session_number)
+        )
+        with self._begin() as connection:
+            return [SessionRecord.model_validate(dict(row)) for row in connection.execute(statement).mappings()]
 
     def last_stored(self, node_id: str) -> dict[str, int]:
         """Highest stored ``seq`` per epoch of a node: where its catch-up resumes."""
@@ -215,15 +351,20 @@ class CentralStore:
             raise TypeError(f"unknown node field(s): {', '.join(sorted(unknown))}")
         statement = self._insert(_NODES).values(node_id=node_id, **fields)
         if fields:
-            statement = statement.on_conflict_do_update(index_elements=[_NODES.c.node_id], set_=fields)
+            updates: dict[str, Any] = dict(fields)
+            if "status" in fields:  # a late heartbeat of a court revoked meanwhile must not bring it back
+                updates["status"] = case(
+                    (_NODES.c.status.in_(_NOT_LINKED), _NODES.c.status), else_=statement.excluded.status
+                )
+            statement = statement.on_conflict_do_update(index_elements=[_NODES.c.node_id], set_=updates)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=[_NODES.c.node_id])
         with self._begin() as connection:
             connection.execute(statement)
 
     def mark_offline(self, node_id: str) -> None:
-        """Flag a node offline (missed heartbeats); unknown nodes are ignored."""
-        statement = update(_NODES).where(_NODES.c.node_id == node_id).values(status="offline")
+        """Flag an online node offline (missed heartbeats); unknown, pending and revoked nodes are left alone."""
+        statement = update(_NODES).where(_NODES.c.node_id == node_id, _NODES.c.status == "online").values(status="offline")
         with self._begin() as connection:
             connection.execute(statement)
 
@@ -233,7 +374,77 @@ class CentralStore:
             rows = connection.execute(select(_NODES).order_by(_NODES.c.node_id)).mappings().all()
         return [dict(row) for row in rows]
 
-    # --- tournaments and OBS sessions ---------------------------------------------------
+    # --- court approval (CURVE keys) ------------------------------------------------------
+
+    def offer_court(
+        self, node_id: str, key: str | None, *, court_name: str | None, address: str, pub_port: int, router_port: int
+    ) -> CourtApproval:
+        """Record a court found by mDNS or configured: a new node is pending; another key than the
+        pinned one is remembered as refused. Returns the node's approval after the offer."""
+        now = dt.datetime.now(dt.UTC)
+        with self._begin() as connection:
+            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().first()
+            current = _approval(row) if row is not None else None
+            verdict = judge(current, key)
+            if row is None:
+                connection.execute(_NODES.insert().values(
+                    node_id=node_id, status="pending", approved=False, court_name=court_name, address=address,
+                    pub_port=pub_port, router_port=router_port, offered_key=key, offered_at=now, offered_from=address,
+                ))
+            elif verdict is Verdict.REFUSED or (verdict is not Verdict.APPROVED and key is not None):
+                connection.execute(update(_NODES).where(_NODES.c.node_id == node_id).values(
+                    offered_key=key, offered_at=now, offered_from=address,
+                ))
+            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().one()
+        return _approval(row)
+
+    def approve_court(self, node_id: str, key: str | None = None, *, by: str, replace: bool = False) -> CourtApproval:
+        """Pin ``key`` (default: the key the court offered) for a node; raises ``LookupError`` or
+        ``ValueError`` with what the director should do instead."""
+        with self._begin() as connection:
+            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().first()
+            current = _approval(row) if row is not None else None
+            pinned = key or (current.offered_key if current else None)
+            if pinned is None:
+                raise LookupError(
+                    f"node {node_id!r} has offered no key (not found by mDNS yet, or a configured address): "
+                    "give the court's key with --key (on the court: `restrike keys show court`)"
+                )
+            if current is not None and current.approved and current.public_key not in (None, pinned) and not replace:
+                raise ValueError(
+                    f"node {node_id!r} is already approved with another key; pass --replace to pin the new one "
+                    "(only if you know the court's laptop or keys were replaced)"
+                )
+            values = {
+                "approved": True, "public_key": pinned, "approved_at": dt.datetime.now(dt.UTC), "approved_by": by,
+                "offered_key": None, "offered_at": None, "offered_from": None,
+            }
+            if current is None:
+                connection.execute(_NODES.insert().values(node_id=node_id, status="offline", **values))
+            else:
+                status = "offline" if current.status in ("pending", "revoked") else current.status
+                connection.execute(update(_NODES).where(_NODES.c.node_id == node_id).values(status=status, **values))
+            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().one()
+        return _approval(row)
+
+    def revoke_court(self, node_id: str) -> CourtApproval:
+        """Withdraw a node's approval: the master drops its link and ignores it from now on."""
+        with self._begin() as connection:
+            result = connection.execute(update(_NODES).where(_NODES.c.node_id == node_id).values(
+                approved=False, public_key=None, status="revoked",
+            ))
+            if result.rowcount == 0:
+                raise LookupError(f"no court with node id {node_id!r} (see `restrike master status`)")
+            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().one()
+        return _approval(row)
+
+    def court_approvals(self) -> dict[str, CourtApproval]:
+        """Every node's approval, by node id."""
+        with self._begin() as connection:
+            rows = connection.execute(select(_NODES)).mappings().all()
+        return {row["node_id"]: _approval(row) for row in rows}
+
+    # --- tournaments ----------------------------------------------------------------------
 
     def upsert_tournament(
         self,
@@ -275,42 +486,21 @@ class CentralStore:
         with self._begin() as connection:
             connection.execute(statement)
 
-    def upsert_obs_session(
-        self,
-        node_id: str,
-        tournament_day_uuid: str,
-        session_type: str,
-        session_number: int,
-        *,
-        start_ms: int,
-        end_ms: int | None = None,
-        is_active: bool = True,
-        interruption_reason: str | None = None,
-        time_offset_seconds: float = 0.0,
-        cumulative_offset_seconds: float = 0.0,
+    def note_day(
+        self, tournament_uuid: str, tournament_name: str, day_uuid: str, day_number: int, date: dt.date | None
     ) -> None:
-        """Create or replace a court's OBS session as the slave reports it."""
-        values = {
-            "start_ms": start_ms,
-            "end_ms": end_ms,
-            "is_active": is_active,
-            "interruption_reason": interruption_reason,
-            "time_offset_seconds": time_offset_seconds,
-            "cumulative_offset_seconds": cumulative_offset_seconds,
-        }
-        statement = (
-            self._insert(_SESSIONS)
-            .values(
-                node_id=node_id,
-                tournament_day_uuid=tournament_day_uuid,
-                session_type=session_type,
-                session_number=session_number,
-                **values,
-            )
-            .on_conflict_do_update(index_elements=_SESSION_KEY, set_=values)
-        )
+        """A tournament day a court works under, written only if the master does not know it yet: what
+        the director entered at the master (location, dates) is never overwritten by a heartbeat."""
         with self._begin() as connection:
-            connection.execute(statement)
+            connection.execute(
+                self._insert(_TOURNAMENTS).values(uuid=tournament_uuid, name=tournament_name)
+                .on_conflict_do_nothing(index_elements=[_TOURNAMENTS.c.uuid])
+            )
+            connection.execute(
+                self._insert(_DAYS).values(uuid=day_uuid, tournament_uuid=tournament_uuid, day_number=day_number,
+                                           date=date)
+                .on_conflict_do_nothing(index_elements=[_DAYS.c.uuid])
+            )
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -321,28 +511,16 @@ class CentralStore:
             with self._engine.begin() as connection:
                 yield connection
         except (OperationalError, PoolTimeoutError) as exc:
-            raise self._unavailable(exc) from exc
+            raise _unavailable(exc) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                raise self._unavailable(exc) from exc
+                raise _unavailable(exc) from exc
             raise CentralStoreError(f"central database refused the operation: {exc.orig}") from exc
         # The COPY path talks to psycopg directly, so its errors arrive unwrapped.
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise self._unavailable(exc) from exc
+            raise _unavailable(exc) from exc
         except psycopg.Error as exc:
             raise CentralStoreError(f"central database refused the operation: {exc}") from exc
-        if not self._available:
-            self._available = True
-            logger.info("central database reachable again")
-
-    def _unavailable(self, exc: Exception) -> CentralStoreUnavailable:
-        reason = str(getattr(exc, "orig", None) or exc).strip()
-        if self._available:
-            self._available = False
-            logger.warning("central database unavailable: %s", reason)
-        else:
-            logger.debug("central database still unavailable: %s", reason)
-        return CentralStoreUnavailable(f"central database unavailable: {reason}")
 
     def _copy_insert(
         self, connection: Connection, records: Sequence[EventRecord], now: dt.datetime
@@ -383,9 +561,38 @@ class CentralStore:
         return value.replace("\x00", "\\x00")
 
 
+def _unavailable(exc: Exception) -> CentralStoreUnavailable:
+    """The caller decides what to say: the master's DbWorker logs the outage once, a CLI reports it."""
+    reason = str(getattr(exc, "orig", None) or exc).strip()
+    return CentralStoreUnavailable(f"central database unavailable: {reason}")
+
+
+def _row_key(change: RowChange) -> tuple[Any, ...]:
+    if isinstance(change, EventChange):
+        return ("event", change.node_id, change.epoch, change.seq)
+    if isinstance(change, MatchRecord):
+        return ("match", change.uuid)
+    if isinstance(change, IvrEventRecord):
+        return ("ivr", change.uuid)
+    return ("session", change.tournament_day_uuid, change.session_type, change.session_number)
+
+
+def _field_names(table: Table) -> tuple[str, ...]:
+    return {"central_matches": _MATCH_FIELDS, "central_ivr_events": _IVR_FIELDS}.get(table.name, _SESSION_FIELDS)
+
+
+def _approval(row: Any) -> CourtApproval:
+    return CourtApproval(
+        node_id=row["node_id"], status=row["status"], approved=row["approved"], public_key=row["public_key"],
+        court_name=row["court_name"], address=row["address"], approved_at=row["approved_at"],
+        approved_by=row["approved_by"], offered_key=row["offered_key"], offered_at=row["offered_at"],
+        offered_from=row["offered_from"],
+    )
+
+
 def _create_staging(dbapi_connection: Any, _record: Any) -> None:
     """The session's staging table, once per PostgreSQL connection instead of once per batch."""
-    dbapi_connection.execute(str(CreateTable(_STAGING, if_not_exists=True).compile(dialect=postgresql.dialect())))
+    dbapi_connection.execute(str(CreateTable(_STAGING, if_not_exists=True).compile(dialect=postgresql.dialect())))  # type: ignore[no-untyped-call]
     dbapi_connection.commit()
 
 

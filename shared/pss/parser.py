@@ -28,21 +28,19 @@ MAX_DATAGRAM_BYTES = 8192
 
 
 class Category(StrEnum):
-    """Event categories used for filtering, chapters and the IVR desk."""
+    """The plan's seven event categories, exactly what ``event_category`` may hold everywhere.
 
+    Points by their type, hit level ``K``, every referee matter (warnings, challenges, injury,
+    break, clock, round, winner, round winners) ``R``, everything else ``O``. A finer grouping
+    is derived from the code (:mod:`shared.pss.kinds`), never stored here.
+    """
+
+    HIT_LEVEL = "K"
     PUNCH = "P"
-    BODY = "TB"
     HEAD = "H"
     TURNING_HEAD = "TH"
-    HIT_LEVEL = "K"
-    WARNING = "W"
-    CHALLENGE = "C"
-    INJURY = "I"
-    BREAK = "B"
-    CLOCK = "CLK"
-    ROUND = "RND"
-    WINNER = "WIN"
-    ROUND_WINNERS = "R"
+    BODY = "TB"
+    REFEREE = "R"
     OTHER = "O"
 
 
@@ -95,7 +93,7 @@ _HARDWARE_TESTS = {
     5: "red_head",
 }
 _DECISIONS = frozenset(
-    "RSC PTF PTG GDP SUP WDR DSQ PUN DQB PTS IRM CSC BKO HKO".split()
+    ["RSC", "PTF", "PTG", "GDP", "SUP", "WDR", "DSQ", "PUN", "DQB", "PTS", "IRM", "CSC", "BKO", "HKO"]
 )
 _UDP_PORT = re.compile(r"^Udp Port (\d+) (connected|disconnected);?$", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
@@ -255,7 +253,7 @@ def _pair_counts(code: str, args: list[str], field: str) -> dict[str, int]:
 
 
 def _warnings(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
-    return Category.WARNING, _pair_counts(code, args, "warnings")
+    return Category.REFEREE, _pair_counts(code, args, "warnings")
 
 
 def _score(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
@@ -271,21 +269,21 @@ def _timed(args: list[str], actions: frozenset[str], code: str) -> dict[str, Any
 
 
 def _clock_msg(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
-    return Category.CLOCK, _timed(args, _CLOCK_ACTIONS, code)
+    return Category.REFEREE, _timed(args, _CLOCK_ACTIONS, code)
 
 
 def _break(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
-    return Category.BREAK, _timed(args, _CLOCK_ACTIONS, code)
+    return Category.REFEREE, _timed(args, _CLOCK_ACTIONS, code)
 
 
 def _injury(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
     fields = _timed(args, _INJURY_ACTIONS, code)
     fields["athlete"] = _SIDES.get(code[2])
-    return Category.INJURY, fields
+    return Category.REFEREE, fields
 
 
 def _timeout(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
-    fields = _timed(args, _CLOCK_ACTIONS, code) if args else {"time": None, "seconds": None, "action": None}
+    fields: dict[str, Any] = _timed(args, _CLOCK_ACTIONS, code) if args else {"time": None, "seconds": None, "action": None}
     fields["athlete"] = _SIDES[code[2]]
     return Category.OTHER, fields
 
@@ -293,7 +291,7 @@ def _timeout(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
 def _challenge(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
     side = {"0": "referee", "1": "blue", "2": "red"}[code[2]]
     if not args or args[0] == "":
-        return Category.CHALLENGE, {"by": side, "state": "requested", "result": None, "won": None}
+        return Category.REFEREE, {"by": side, "state": "requested", "result": None, "won": None}
     result = _int(args[0], "result")
     if result not in _CHALLENGE_STATES:
         raise _FieldError(f"result must be 1, 0 or -1, got {result}")
@@ -303,7 +301,7 @@ def _challenge(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
         if won_value not in (0, 1):
             raise _FieldError(f"won must be 0 or 1, got {won_value}")
         won = bool(won_value)
-    return Category.CHALLENGE, {
+    return Category.REFEREE, {
         "by": side,
         "state": _CHALLENGE_STATES[result],
         "result": result,
@@ -315,7 +313,7 @@ def _round_winners(code: str, args: list[str]) -> tuple[Category, dict[str, Any]
     if len(args) % 2:
         raise _FieldError("expected rd<N>;<winner> pairs")
     winners: dict[str, str | None] = {}
-    for key, value in zip(args[::2], args[1::2]):
+    for key, value in zip(args[::2], args[1::2], strict=False):
         match = re.fullmatch(r"rd(\d)", key.lower())
         if not match:
             raise _FieldError(f"unexpected sub-key {key!r}")
@@ -326,7 +324,7 @@ def _round_winners(code: str, args: list[str]) -> tuple[Category, dict[str, Any]
     if not winners:
         raise _FieldError("no rounds")
     values = list(winners.values())
-    return Category.ROUND_WINNERS, {
+    return Category.REFEREE, {
         "round_winners": winners,
         "blue_rounds": values.count("blue"),
         "red_rounds": values.count("red"),
@@ -350,7 +348,7 @@ def _match_result(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]
         fields.update(
             blue_rounds=int(match.group(1)), red_rounds=int(match.group(2)), decision=decision
         )
-    return Category.WINNER, fields
+    return Category.REFEREE, fields
 
 
 def _winner(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
@@ -358,7 +356,7 @@ def _winner(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
     winner = _MATCH_WINNERS.get(args[0].upper())
     if winner is None:
         raise _FieldError(f"winner must be BLUE, RED or TIE, got {args[0]!r}")
-    return Category.WINNER, {"winner": winner}
+    return Category.REFEREE, {"winner": winner}
 
 
 def _athletes(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
@@ -397,7 +395,7 @@ _MCH_INTS = frozenset({"total_rounds", "round_duration", "body_hit_level", "head
 def _match_config(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
     _need(args, 3, "mch;<number>;<phase>;<weight>;...")
     fields: dict[str, Any] = {}
-    for name, value in zip(_MCH_NAMES, args):
+    for name, value in zip(_MCH_NAMES, args, strict=False):
         if name in _MCH_INTS:
             fields[name] = _int(value, name) if value else None
         elif name == "match_id":
@@ -450,7 +448,7 @@ def _round(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
     number = _int(args[0], "round")
     if not 1 <= number <= 9:
         raise _FieldError(f"round must be 1-9, got {number}")
-    return Category.ROUND, {"round": number}
+    return Category.REFEREE, {"round": number}
 
 
 def _superiority(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
@@ -472,7 +470,7 @@ def _referees(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
         else:
             slots[current].append(token)
     officials = {
-        slot: {"name": (values + ["", ""])[0], "noc": (values + ["", ""])[1]}
+        slot: {"name": ([*values, "", ""])[0], "noc": ([*values, "", ""])[1]}
         for slot, values in slots.items()
     }
     return Category.OTHER, {"officials": officials}
@@ -487,7 +485,7 @@ def _round_stats(code: str, args: list[str]) -> tuple[Category, dict[str, Any]]:
         values = stats.get(key)
         if values is None:
             raise _FieldError(f"{key} missing")
-        fields[f"{side}_stats"] = {n: _int(v, n) for n, v in zip(names, values)}
+        fields[f"{side}_stats"] = {n: _int(v, n) for n, v in zip(names, values, strict=False)}
     return Category.OTHER, fields
 
 

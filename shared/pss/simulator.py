@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_PORT",
@@ -24,6 +24,7 @@ __all__ = [
     "SimulatedSession",
     "simulate_match",
     "simulate_session",
+    "simulate_venue",
 ]
 
 Sender = Literal["gen2", "gen3"]
@@ -104,8 +105,12 @@ def simulate_match(
     start: float = 0.0,
     challenge_chance: float = 0.5,
     injury_chance: float = 0.4,
+    busy: frozenset[Corner] = frozenset(),
 ) -> SimulatedMatch:
-    """Play one best-of-3 match from ``pre;FightLoaded`` to ``wmh``, starting at ``start``."""
+    """Play one best-of-3 match from ``pre;FightLoaded`` to ``wmh``, starting at ``start``.
+
+    ``busy`` athletes are fighting elsewhere at that time and are not drawn.
+    """
     if sender not in SENDERS:
         raise ValueError(f"sender must be one of {SENDERS}, got {sender!r}")
     if round_seconds < 5 or break_seconds < 1:
@@ -118,6 +123,7 @@ def simulate_match(
         start,
         challenge_chance,
         injury_chance,
+        busy,
     ).play()
 
 
@@ -156,6 +162,43 @@ def simulate_session(
     return SimulatedSession(seed, sender, lines, played)
 
 
+def simulate_venue(
+    seed: int,
+    courts: int,
+    matches: int = 3,
+    *,
+    gap_seconds: tuple[float, float] = (20.0, 90.0),
+    port: int = DEFAULT_PORT,
+    **options: Any,
+) -> list[SimulatedSession]:
+    """One session per court, played at the same time: an athlete fights on one court at a time.
+
+    Matches are drawn in the order they start across the venue, each without the athletes
+    still fighting on another court then. ``options`` are :func:`simulate_match`'s.
+    """
+    if courts < 1 or matches < 0:
+        raise ValueError("courts must be at least 1 and matches not negative")
+    rngs = [random.Random(seed * 1_000 + court) for court in range(courts)]
+    sessions = [SimulatedSession(seed * 1_000 + court, options.get("sender", "gen3"), [(0.0, f"Udp Port {port} connected;")])
+                for court in range(courts)]
+    starts = [rng.uniform(*gap_seconds) for rng in rngs]
+    while True:
+        waiting = [court for court in range(courts) if len(sessions[court].matches) < matches]
+        if not waiting:
+            return sessions
+        court = min(waiting, key=lambda c: starts[c])
+        busy = frozenset(
+            athlete
+            for other, session in enumerate(sessions) if other != court and session.matches
+            for athlete in (session.matches[-1].blue, session.matches[-1].red)
+            if session.matches[-1].lines[-1][0] > starts[court]
+        )
+        match = simulate_match(rngs[court].getrandbits(32), start=starts[court], busy=busy, **options)
+        sessions[court].matches.append(match)
+        sessions[court].lines.extend(match.lines)
+        starts[court] = match.lines[-1][0] + rngs[court].uniform(*gap_seconds)
+
+
 # --- the match engine ----------------------------------------------------------------
 
 _MEN = (
@@ -174,6 +217,13 @@ _MEN = (
     Corner("Reza Karimi", "IRI"),
     Corner("Mikhail Volkov", "AIN"),
     Corner("Lucas Ferreira", "BRA"),
+    Corner("Hamza Benali", "MAR"),
+    Corner("Seung-woo Han", "KOR"),
+    Corner("Vito Bianchi", "ITA"),
+    Corner("Arman Seitkali", "KAZ"),
+    Corner("Carlos Navarro", "MEX"),
+    Corner("Oskar Lindqvist", "SWE"),
+    Corner("Pierre Garnaud", "FRA"),
 )
 _WOMEN = (
     Corner("Ana Kovačević", "CRO"),
@@ -189,6 +239,15 @@ _WOMEN = (
     Corner("Sofía Hernández", "MEX"),
     Corner("Ingrid Håkansson", "NOR"),
     Corner("Fatima Zahra Alaoui", "MAR"),
+    Corner("Lena Schröder", "GER"),
+    Corner("Emily Carter", "GBR"),
+    Corner("Petra Novak", "CRO"),
+    Corner("Sara Rahimi", "IRI"),
+    Corner("Nok Srisuk", "THA"),
+    Corner("Hannah Lee", "CAN"),
+    Corner("Elif Aydın", "TUR"),
+    Corner("Julia Ruiz", "ESP"),
+    Corner("Dana Haidar", "JOR"),
 )
 # (weight class, body hit level): the level rises with the weight class.
 _MEN_CLASSES = (
@@ -219,6 +278,7 @@ class _Match:
         start: float,
         challenge_chance: float,
         injury_chance: float,
+        busy: frozenset[Corner] = frozenset(),
     ) -> None:
         self.rng = rng
         self.sender = sender
@@ -237,7 +297,7 @@ class _Match:
         # At most one challenge and one injury per match, in a random round.
         self.challenge_round = rng.randint(1, 2) if rng.random() < challenge_chance else 0
         self.injury_round = rng.randint(1, 2) if rng.random() < injury_chance else 0
-        self._draw_card()
+        self._draw_card(busy)
 
     # --- output helpers ---------------------------------------------------------------
 
@@ -255,11 +315,14 @@ class _Match:
 
     # --- the match --------------------------------------------------------------------
 
-    def _draw_card(self) -> None:
+    def _draw_card(self, busy: frozenset[Corner]) -> None:
         rng = self.rng
         women = rng.random() < 0.5
         pool, classes = (_WOMEN, _WOMEN_CLASSES) if women else (_MEN, _MEN_CLASSES)
-        self.blue, self.red = rng.sample(pool, 2)
+        free = [athlete for athlete in pool if athlete not in busy]
+        if len(free) < 2:
+            raise ValueError(f"only {len(free)} athletes free: too many courts at once for the simulator's {len(pool)}")
+        self.blue, self.red = rng.sample(free, 2)
         weight, self.body_level = rng.choice(classes)
         prefix = ("WOMEN " if women else "MEN ") if self.sender == "gen2" else ("W " if women else "M ")
         self.weight_class = prefix + weight

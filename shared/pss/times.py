@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["parse_clock", "format_clock"]
+__all__ = ["format_clock", "parse_clock"]
 
 
 def parse_clock(text: str) -> int | None:

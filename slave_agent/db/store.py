@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.errors import OperatorError
+from shared.changes import EVENT_CHANGE_FIELDS
+from shared.commands import day_uuid_of
+from shared.match_snapshot import MatchSnapshot
 from shared.match_state import MatchState, MatchStatus
 from shared.pss import Category, PssEvent, parse_datagram
+from shared.pss.kinds import EventKind, codes_of
 from shared.records import EventRecord
 from shared.stream_time import format_hms, stream_seconds
 from slave_agent.db.schema import migrate
@@ -33,7 +38,9 @@ __all__ = [
     "DayContext",
     "EventFilter",
     "EventStore",
+    "NoDatabase",
     "StoreBusy",
+    "StoreUnusable",
     "connect",
     "read_page",
     "row_to_record",
@@ -46,7 +53,7 @@ DB_FILENAME = "restrike-slave.sqlite3"
 
 EVENT_COLUMNS = (
     "node_id, epoch, seq, received_ms, source_addr, raw, raw_datagram, event_code, "
-    "event_category, parsed_data, is_valid, error_message, processing_us, tournament_id, "
+    "event_category, parsed_data, is_valid, error_message, is_resync, processing_us, tournament_id, "
     "tournament_day_id, match_id, match_number"
 )
 INSERT_EVENT = (
@@ -55,8 +62,9 @@ INSERT_EVENT = (
 )
 RECORD_SELECT = """
     SELECT e.node_id, e.epoch, e.seq, e.received_ms, e.raw, e.raw_datagram, e.event_code,
-           e.event_category, e.parsed_data, e.is_valid, e.error_message, e.processing_us,
-           t.uuid, d.uuid, m.uuid, e.match_number, e.rec_timestamp, e.str_timestamp, e.ivr_link
+           e.event_category, e.parsed_data, e.is_valid, e.error_message, e.is_resync, e.processing_us,
+           t.uuid, d.uuid, m.uuid, e.match_number, e.rec_timestamp, e.str_timestamp, e.ivr_link,
+           COALESCE(e.rev, 0)
     FROM pss_events_v2 e
     LEFT JOIN tournaments t ON t.id = e.tournament_id
     LEFT JOIN tournament_days d ON d.id = e.tournament_day_id
@@ -68,8 +76,23 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: The messages that open (``pre``) or name (``mch``) a match.
 _MATCH_LINKING = frozenset({"pre", "mch"})
 
+#: What ``_as_stored`` reads back: the changeable fields of an event and their revision.
+_AS_STORED = (*EVENT_CHANGE_FIELDS, "rev")
+
 #: Events whose first arrival is dated on the match row.
 _MATCH_MILESTONES = {"rdy": "ready_ms", "win": "finished_ms", "wmh": "finished_ms"}
+
+
+class NoDatabase(OperatorError):
+    """A tool was pointed at a folder without a court database (only the agent creates one)."""
+
+    exit_code = 2
+
+
+class StoreUnusable(OperatorError):
+    """The data folder or the database file cannot be used (permissions, not a database)."""
+
+    exit_code = 2
 
 
 class StoreBusy(Exception):
@@ -83,6 +106,8 @@ class Datagram:
     received_ms: int
     data: bytes
     source: str | None = None
+    #: An answer to our pull request (:mod:`slave_agent.resync`), not live traffic.
+    resync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +132,8 @@ class EventFilter:
     day: str | None = None
     match_number: str | None = None
     categories: tuple[str, ...] = ()
+    #: Finer than categories (``challenge``, ``clock`` ...), derived from the event code.
+    kinds: tuple[EventKind, ...] = ()
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int | None = None
@@ -151,11 +178,24 @@ def _session_hms(event_ms: int, start_ms: int, cumulative: float) -> str | None:
 class EventStore:
     """Parses datagrams and stores them as numbered events, a batch per transaction."""
 
-    def __init__(self, data_dir: Path, *, node_id: str | None = None, synchronous: str = "FULL"):
-        data_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, data_dir: Path, *, node_id: str | None = None, synchronous: str = "FULL", create: bool = True):
+        """Open the court's database; only with ``create`` (the agent) is a missing one made.
+
+        Raises :class:`NoDatabase` without ``create`` when there is none, and
+        :class:`StoreUnusable` when the folder or file cannot be used.
+        """
         self.path = data_dir / DB_FILENAME
-        self.conn = connect(self.path, synchronous=synchronous)
-        migrate(self.conn)
+        if not create and not self.path.is_file():
+            raise NoDatabase(f"no court database in {data_dir} ({self.path.resolve()} does not exist)")
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnusable(f"cannot create the data folder {data_dir}: {exc.strerror or exc}") from exc
+        try:
+            self.conn = connect(self.path, synchronous=synchronous)
+            migrate(self.conn)
+        except sqlite3.Error as exc:  # a read-only folder, a file that is not SQLite, a full disk
+            raise StoreUnusable(f"cannot open the court database {self.path}: {exc}") from exc
         self.node_id, self.epoch = self._identity(node_id)
         row = self.conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM pss_events_v2 WHERE epoch = ?", (self.epoch,)
@@ -163,8 +203,10 @@ class EventStore:
         self.last_seq: int = row[0]
         self.day: DayContext | None = self._load_active_day()
         self._match = self._load_current_match()
-        #: The current match folded from committed events (restarts empty: the next load fills it).
-        self.match_state = MatchState()
+        #: The current match folded from committed events (restarts empty: the next load fills it)
+        #: and the last seq folded into it, swapped as one so another thread never pairs a state
+        #: with another batch's seq.
+        self._folded: tuple[MatchState, int] = (MatchState(), self.last_seq)
 
     # --- identity ---------------------------------------------------------------
 
@@ -214,14 +256,15 @@ class EventStore:
                 for event in events:
                     seq += 1
                     if event.code in _MATCH_LINKING:
-                        linked = self._link_match(event, match, dgram.received_ms)
+                        linked = self._link_match(event, match, dgram.received_ms, dgram.resync)
                         if linked is not None and linked is not match and linked.number is not None:
                             named_matches.append(linked)
                         if match is not None and linked is not None and linked.id != match.id:
                             self._save_match(match, state)  # the previous match's final state
                         match = linked
-                    state.fold(event)
-                    if event.code in _MATCH_MILESTONES and event.valid and match is not None:
+                    # An answer is the sender's last packet of a kind: its time dates no milestone.
+                    folded = state.fold_answer(event) if dgram.resync else state.fold(event)
+                    if folded and not dgram.resync and event.code in _MATCH_MILESTONES and match is not None:
                         self._mark_milestone(match, event.code, dgram.received_ms)
                     row, record = self._row(event, dgram, seq, match, parse_us)
                     rows.append(row)
@@ -230,20 +273,13 @@ class EventStore:
             if match is not None and rows:
                 self._save_match(match, state)
             named = {m.uuid: m for m in named_matches}
-            for m in named.values():
+            for m in named.values():  # a change of rows published before: the triggers give them a revision
                 self.conn.execute(
                     "UPDATE pss_events_v2 SET match_number = ? WHERE match_id = ? AND match_number IS NULL",
                     (m.number, m.id),
                 )
-            if named:
-                records = [
-                    r.model_copy(update={"match_number": named[r.match_uuid].number})
-                    if r.match_number is None and r.match_uuid in named
-                    else r
-                    for r in records
-                ]
-            if self.day is not None and records:
-                records = self._with_session_times(records)
+            if records and (named or self.day is not None):
+                records = self._as_stored(records)
             self.conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:  # locked, busy, disk full, disk I/O: worth retrying
             self._rollback()
@@ -251,8 +287,24 @@ class EventStore:
         except BaseException:  # anything else: leave no transaction open, let the caller decide
             self._rollback()
             raise
-        self.last_seq, self._match, self.match_state = seq, match, state
+        self.last_seq, self._match, self._folded = seq, match, (state, seq)
         return records
+
+    @property
+    def match_state(self) -> MatchState:
+        """The current match as folded from every committed event."""
+        return self._folded[0]
+
+    @property
+    def current_match_uuid(self) -> str | None:
+        """The UUID of the match the latest ``pre;FightLoaded`` opened (any thread)."""
+        match = self._match
+        return match.uuid if match is not None else None
+
+    def match_snapshot(self) -> MatchSnapshot:
+        """The current match with the seq it is folded up to (what heartbeats carry); any thread."""
+        state, seq = self._folded
+        return MatchSnapshot.of(state, seq)
 
     def _save_match(self, match: _MatchLink, state: MatchState) -> None:
         """Project the folded state onto the ``matches`` row (one UPDATE per batch).
@@ -291,28 +343,27 @@ class EventStore:
         row, record = self._row(event, dgram, seq, None, 0)
         with transaction(self.conn):
             self.conn.execute(INSERT_EVENT, row)
-        self.last_seq = seq
-        return [record]
+            records = self._as_stored([record])
+        self.last_seq, self._folded = seq, (self._folded[0], seq)  # an unparsed row changes no match
+        return records
 
-    def _with_session_times(self, records: list[EventRecord]) -> list[EventRecord]:
-        """The times the insert trigger filled in, so published records match the rows."""
-        times = {
-            seq: (str_ts, rec_ts)
-            for seq, str_ts, rec_ts in self.conn.execute(
-                """SELECT seq, str_timestamp, rec_timestamp FROM pss_events_v2
-                   WHERE epoch = ? AND seq BETWEEN ? AND ?
-                     AND (str_timestamp IS NOT NULL OR rec_timestamp IS NOT NULL)""",
+    def _as_stored(self, records: list[EventRecord]) -> list[EventRecord]:
+        """The batch's records as its rows now read, so what is published is what is stored.
+
+        The insert trigger stamps session times, naming a match fills its number in, and both
+        leave a revision (``rev`` not NULL) on the rows they touched.
+        """
+        stored = {
+            seq: dict(zip(_AS_STORED, values, strict=True))
+            for seq, *values in self.conn.execute(
+                f"""SELECT seq, {", ".join(_AS_STORED)} FROM pss_events_v2
+                   WHERE epoch = ? AND seq BETWEEN ? AND ? AND rev IS NOT NULL""",
                 (self.epoch, records[0].seq, records[-1].seq),
             )
         }
-        if not times:
+        if not stored:
             return records
-        return [
-            r.model_copy(update={"str_timestamp": times[r.seq][0], "rec_timestamp": times[r.seq][1]})
-            if r.seq in times
-            else r
-            for r in records
-        ]
+        return [r.model_copy(update=stored[r.seq]) if r.seq in stored else r for r in records]
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:
@@ -329,7 +380,8 @@ class EventStore:
             match_id, match_uuid, number = match.id, match.uuid, match.number
         row = (
             self.node_id, self.epoch, seq, dgram.received_ms, dgram.source, event.raw, dgram.data,
-            event.code, category, _JSON.encode(event.fields), int(event.valid), event.error, parse_us,
+            event.code, category, _JSON.encode(event.fields), int(event.valid), event.error, int(dgram.resync),
+            parse_us,
             day.tournament_id if day else None, day.day_id if day else None, match_id, number,
         )
         record = EventRecord.trusted(
@@ -344,6 +396,7 @@ class EventStore:
             parsed=event.fields,
             valid=event.valid,
             error=event.error,
+            resync=dgram.resync,
             processing_us=parse_us,
             tournament_uuid=day.tournament_uuid if day else None,
             tournament_day_uuid=day.day_uuid if day else None,
@@ -352,21 +405,31 @@ class EventStore:
             rec_timestamp=None,
             str_timestamp=None,
             ivr_link=None,
+            rev=0,
         )
         return row, record
 
-    def _link_match(self, event: PssEvent, match: _MatchLink | None, at_ms: int) -> _MatchLink | None:
-        """``pre;FightLoaded`` opens a match; ``mch`` names it (the batch back-fills earlier rows)."""
+    def _link_match(
+        self, event: PssEvent, match: _MatchLink | None, at_ms: int, resync: bool
+    ) -> _MatchLink | None:
+        """``pre;FightLoaded`` opens a match; ``mch`` names it (the batch back-fills earlier rows).
+
+        An ``mch`` *answer* naming another match than the current one also opens a match: the
+        sender loaded it while this agent was not listening (its ``loaded_ms`` is then the answer's time).
+        """
         if not event.valid:
             return match
-        if event.code == "pre":
+        number = event.fields.get("match_number") if event.code == "mch" else None
+        missed_load = resync and number is not None and (match is None or match.number not in (None, number))
+        if event.code == "pre" or missed_load:
             day = self.day
             match_uuid = uuid.uuid4().hex
             cur = self.conn.execute(
-                "INSERT INTO matches (uuid, tournament_id, tournament_day_id, loaded_ms) VALUES (?, ?, ?, ?)",
-                (match_uuid, day.tournament_id if day else None, day.day_id if day else None, at_ms),
+                "INSERT INTO matches (uuid, tournament_id, tournament_day_id, match_number, loaded_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (match_uuid, day.tournament_id if day else None, day.day_id if day else None, number, at_ms),
             )
-            return _MatchLink(cur.lastrowid or 0, match_uuid, None)
+            return _MatchLink(cur.lastrowid or 0, match_uuid, number)
         if event.code == "mch" and match is not None and match.number is None:
             number = event.fields["match_number"]
             self.conn.execute("UPDATE matches SET match_number = ? WHERE id = ?", (number, match.id))
@@ -417,7 +480,7 @@ class EventStore:
         """
         tournament_id = self._tournament_id(tournament)
         t_uuid = self.conn.execute("SELECT uuid FROM tournaments WHERE id = ?", (tournament_id,)).fetchone()[0]
-        value = day_uuid or str(uuid.uuid5(uuid.UUID(t_uuid), f"day-{day_number}"))
+        value = day_uuid or day_uuid_of(t_uuid, day_number)
         with transaction(self.conn):
             self.conn.execute(
                 "INSERT INTO tournament_days (uuid, tournament_id, day_number, date, name) VALUES (?, ?, ?, ?, ?)",
@@ -440,6 +503,13 @@ class EventStore:
         self.day = self._load_active_day()
         assert self.day is not None
         return self.day
+
+    def finish_day(self) -> None:
+        """No tournament day in force: events stored from now on carry none."""
+        with transaction(self.conn):
+            self.conn.execute("UPDATE tournament_days SET is_active = 0")
+            self.conn.execute("UPDATE tournaments SET is_active = 0")
+        self.day = None
 
     def reload_context(self) -> None:
         """Pick up a tournament day activated by another process (the CLI)."""
@@ -470,13 +540,13 @@ class EventStore:
             raise LookupError(f"no tournament named or with UUID {tournament!r}")
         if len(rows) > 1:
             raise LookupError(f"several tournaments are named {tournament!r}; use its UUID")
-        return rows[0][0]
+        return int(rows[0][0])
 
     def day_id(self, day: str) -> int:
         """A day by UUID, or ``<tournament>:<day number>``, or a bare number of the active tournament."""
         row = self.conn.execute("SELECT id FROM tournament_days WHERE uuid = ?", (day,)).fetchone()
         if row:
-            return row[0]
+            return int(row[0])
         tournament, _, number = day.rpartition(":")
         if not number.isdigit():
             raise LookupError(f"no tournament day {day!r} (give a UUID, TOURNAMENT:N or N)")
@@ -492,7 +562,7 @@ class EventStore:
         ).fetchone()
         if row is None:
             raise LookupError(f"no tournament day {day!r}")
-        return row[0]
+        return int(row[0])
 
     # --- queries ------------------------------------------------------------------
 
@@ -512,6 +582,15 @@ class EventStore:
         if flt.categories:
             where.append(f"e.event_category IN ({', '.join('?' * len(flt.categories))})")
             args.extend(flt.categories)
+        if flt.kinds:
+            known = codes_of(EventKind)
+            wanted = sorted(codes_of(flt.kinds))
+            terms = [f"e.event_code IN ({', '.join('?' * len(wanted))})"] if wanted else []
+            args.extend(wanted)
+            if EventKind.OTHER in flt.kinds:  # "other" is every code no kind lists
+                terms.append(f"e.event_code NOT IN ({', '.join('?' * len(known))})")
+                args.extend(sorted(known))
+            where.append(f"({' OR '.join(terms)})")
         if flt.since_ms is not None:
             where.append("e.received_ms >= ?")
             args.append(flt.since_ms)
@@ -536,15 +615,15 @@ class EventStore:
         return [row_to_record(row) for row in self.conn.execute(sql, args)]
 
     def count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM pss_events_v2").fetchone()[0]
+        return int(self.conn.execute("SELECT COUNT(*) FROM pss_events_v2").fetchone()[0])
 
     def close(self) -> None:
         self.conn.close()
 
 
 def row_to_record(row: Iterable[Any]) -> EventRecord:
-    (node_id, epoch, seq, received_ms, raw, raw_datagram, code, category, parsed, valid, error,
-     processing_us, t_uuid, d_uuid, m_uuid, match_number, rec_ts, str_ts, ivr) = row
+    (node_id, epoch, seq, received_ms, raw, raw_datagram, code, category, parsed, valid, error, resync,
+     processing_us, t_uuid, d_uuid, m_uuid, match_number, rec_ts, str_ts, ivr, rev) = row
     return EventRecord.trusted(
         node_id=node_id,
         epoch=epoch,
@@ -557,6 +636,7 @@ def row_to_record(row: Iterable[Any]) -> EventRecord:
         parsed=json.loads(parsed),
         valid=bool(valid),
         error=error,
+        resync=bool(resync),
         processing_us=processing_us,
         tournament_uuid=t_uuid,
         tournament_day_uuid=d_uuid,
@@ -565,6 +645,7 @@ def row_to_record(row: Iterable[Any]) -> EventRecord:
         rec_timestamp=rec_ts,
         str_timestamp=str_ts,
         ivr_link=ivr,
+        rev=rev,
     )
 
 

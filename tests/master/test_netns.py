@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.netns import VethPair, netns_unavailable, veth_pair
-from tests.pipeline import Court, Master, assert_master_has_everything, central_count, wait_until
-from tests.support import restrike_exe
+from tests.pipeline import Court, Master, assert_master_has_everything, central_count
+from tests.support import restrike_exe, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.timeout(240)]
 
@@ -94,23 +94,24 @@ def _wait_for_log(master: Master, text: str, count: int, timeout: float, what: s
     return time.monotonic() - start
 
 
-def test_cable_cut_for_a_minute_loses_nothing(central_url: str, veth: VethPair, tmp_path: Path) -> None:
+def test_cable_cut_for_a_minute_loses_nothing(pg_url: str, veth: VethPair, tmp_path: Path) -> None:
+    """Once, on PostgreSQL: the cut is between the court and the master, the same for either database."""
     court = Court(tmp_path / "court", "Court 1", host=veth.slave_ip, prefix=veth.prefix(veth.slave_ns))
-    master = Master(_url_inside_namespace(central_url), tmp_path / "master", [court.endpoint],
-                    prefix=veth.prefix(veth.master_ns))
+    master = Master(_url_inside_namespace(pg_url), tmp_path / "master", [court.endpoint],
+                    prefix=veth.prefix(veth.master_ns), admin_url=pg_url)
     sender: Sender | None = None
     try:
         court.start()
         master.start()
         sender = Sender(veth.slave_ns, court.udp_port, tmp_path)
-        wait_until(lambda: central_count(central_url) >= 200, 30, "events flowing to the master")
+        wait_until(lambda: central_count(pg_url) >= 200, 30, "events flowing to the master")
         assert "Court 1 (court-1) online" in master.proc.text()
 
         veth.set_link(veth.slave_ns, up=False)  # the court laptop's cable is pulled
         cut_at = time.monotonic()
         offline_after = _wait_for_log(master, "Court 1 offline", 1, 10, "the master to mark the court offline")
         time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - cut_at)))
-        at_master, at_court = central_count(central_url), len(court.rows())
+        at_master, at_court = central_count(pg_url), len(court.rows())
         assert sender.running(), sender.log.read_text(errors="replace")
         assert at_court - at_master >= CUT_SECONDS * 1000 / SEND_INTERVAL_MS * 0.8, (at_master, at_court)
 
@@ -119,14 +120,14 @@ def test_cable_cut_for_a_minute_loses_nothing(central_url: str, veth: VethPair, 
         online_after = _wait_for_log(master, "Court 1 (court-1) online", 2, 30, "the court back online")
         time.sleep(2)  # live events and the catch-up overlap for a while
         sender.stop()
-        n = assert_master_has_everything(central_url, [court], timeout=30)
+        n = assert_master_has_everything(pg_url, [court], timeout=30)
         complete_after = time.monotonic() - restored_at
-        print(f"\n[{make_url(central_url).get_backend_name()}] offline {offline_after:.1f} s after the cut; "
+        print(f"\n[{make_url(pg_url).get_backend_name()}] offline {offline_after:.1f} s after the cut; "
               f"online {online_after:.1f} s after the link came back; all {n} rows "
               f"({at_court - at_master} missed during the cut) {complete_after:.1f} s after it")
         assert offline_after < 6
         assert online_after < 10, "a restored network must be used within seconds, not after TCP back-off"
-        assert central_count(central_url) == n  # nothing twice
+        assert central_count(pg_url) == n  # nothing twice
     finally:
         if sender is not None:
             sender.stop()
@@ -139,7 +140,7 @@ def test_mdns_discovery_across_namespaces_and_a_killed_agent(veth: VethPair, tmp
     url = f"sqlite:///{tmp_path / 'central.sqlite3'}"
     court = Court(tmp_path / "court", "Court 1", host=veth.slave_ip, mdns=True,
                   prefix=veth.prefix(veth.slave_ns, {"RESTRIKE_SLAVE_PUBLISHER__MDNS_INTERFACE": veth.slave_ip}))
-    master = Master(url, tmp_path / "master", endpoints=(), mdns=True,
+    master = Master(url, tmp_path / "master", endpoints=(), mdns=True, approve=[court.node_id],
                     prefix=veth.prefix(veth.master_ns, {"RESTRIKE_MASTER_MDNS_INTERFACE": veth.master_ip}))
     sender: Sender | None = None
     try:
@@ -147,7 +148,7 @@ def test_mdns_discovery_across_namespaces_and_a_killed_agent(veth: VethPair, tmp
         assert f"Advertised over mDNS as Court-1-court-1._restrike-slave._tcp.local. at {veth.slave_ip}" in court.proc.text()
         master.start()
         found_after = _wait_for_log(master, "Court 1 (court-1) online", 1, 20, "the court found by mDNS")
-        assert f"Connecting to court at {court.endpoint} (mdns)" in master.proc.text()
+        assert f"Connecting to court at {court.address} (mdns)" in master.proc.text()
         sender = Sender(veth.slave_ns, court.udp_port, tmp_path)
         wait_until(lambda: _status(url).get("court-1", {}).get("events", 0) >= 100, 30, "events stored")
         assert _status(url)["court-1"]["status"] == "online"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline import Court, Master, Traffic, assert_master_has_everything, wait_until
+from tests.pipeline import FIELD, Court, Master, Traffic, assert_master_has_everything
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,7 @@ def test_court_killed_restarted_and_replaced_by_a_new_database(central_url: str,
         # The laptop's database is lost: a fresh file is a new epoch; the old rows stay at the master.
         old_rows = court.settled_rows()
         court.proc.stop()
-        for f in court.data_dir.iterdir():
+        for f in court.data_dir.glob("restrike-slave.sqlite3*"):  # the database files; its keys stay
             f.unlink()
         court.start()
         traffic = Traffic(court.udp_port, rate=300)
@@ -103,7 +104,7 @@ def test_rows_published_before_their_match_is_named_get_its_number(central_url: 
     """``pre`` and ``at1`` leave the court before ``mch`` names the match; both databases must agree."""
     from shared.pss.simulator import simulate_match
 
-    lines = [line for _, line in simulate_match(11, round_seconds=10, break_seconds=5).lines]
+    lines = [line for _, line in simulate_match(13, round_seconds=10, break_seconds=5).lines]  # loaded once: one match row
     court = Court(tmp_path / "court", "Court 1").start()
     master = Master(central_url, tmp_path / "master", [court.endpoint]).start()
     traffic = Traffic(court.udp_port, rate=100, lines=lines, once=True)  # each line its own batch
@@ -112,8 +113,8 @@ def test_rows_published_before_their_match_is_named_get_its_number(central_url: 
         traffic.join(30)
         assert traffic.sent == len(lines)
         assert_master_has_everything(central_url, [court])
-        numbers = {row[15] for row in court.rows()}  # match_number
-        assert None not in numbers and len(numbers) == 1
+        numbers = {(row[FIELD["match_uuid"]], row[FIELD["match_number"]]) for row in court.rows()}
+        assert len(numbers) == 1 and None not in numbers.pop()  # every row linked to the one match, numbered
     finally:
         traffic.stop()
         master.proc.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from pathlib import Path
 
 import msgpack
@@ -15,29 +14,21 @@ import zmq.asyncio
 import shared.wire
 from master.app import Master
 from master.config import MasterConfig
-from shared.wire import TOPIC_EVENT, TOPIC_HEARTBEAT, CatchupRequest, decode, encode
+from restrike.ports import free_port
+from restrike.venue_keys import set_up_venue
+from runtime.curve import secure_client
+from shared.wire import TOPIC_EVENT, TOPIC_HEARTBEAT, WIRE_VERSION, CatchupRequest, decode, encode
 from slave_agent.app import SlaveAgent
 from slave_agent.config import SlaveConfig
-from tests.support import free_port
-
-
-async def _until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
-def _send_udp(port: int, lines: list[str]) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for line in lines:
-            sock.sendto(line.encode(), ("127.0.0.1", port))
+from tests.support import async_wait_until, send_pss
 
 
 def test_garbage_on_both_links_is_counted_and_ingest_goes_on(
     central_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(shared.wire, "MAX_MESSAGE_BYTES", 200_000)  # so "oversized" is cheap to send
+
+    master_keys = set_up_venue(tmp_path / "master" / "keys", {"court-x": tmp_path / "court" / "keys"}, central_url)
 
     async def main() -> None:
         agent = SlaveAgent(SlaveConfig(
@@ -50,33 +41,34 @@ def test_garbage_on_both_links_is_counted_and_ingest_goes_on(
         assert agent.publisher is not None
         master = Master(MasterConfig(
             data_dir=tmp_path / "master", database_url=central_url, mdns=False,
-            endpoints=[f"127.0.0.1:{agent.publisher.pub_port}:{agent.publisher.router_port}"],
+            endpoints=[f"court-x@127.0.0.1:{agent.publisher.pub_port}:{agent.publisher.router_port}"],
         ))
         await master.async_startup()
         (link,) = master.links.values()
         try:
-            _send_udp(agent.config.udp.port, [f"clk;01:{i:02d}" for i in range(30)])
-            await _until(lambda: link.cursor.known.get(agent.store.epoch, 0) == 30)
+            send_pss(agent.config.udp.port, *[f"clk;01:{i:02d}" for i in range(30)])
+            await async_wait_until(lambda: link.cursor.known.get(agent.store.epoch, 0) == 30, 15.0)
 
             pub = agent.publisher.pub
             garbage = [
                 [TOPIC_EVENT, b"\xc1not msgpack"],
                 [TOPIC_EVENT, msgpack.packb([1, 2, 3])],
                 [TOPIC_HEARTBEAT, msgpack.packb({"v": 99, "type": "heartbeat"})],
-                [TOPIC_EVENT, msgpack.packb({"v": 1, "type": "event", "record": {"seq": -5}})],
+                [TOPIC_EVENT, msgpack.packb({"v": WIRE_VERSION, "type": "event", "record": {"seq": -5}})],
                 [TOPIC_EVENT, b"\x00" * 300_000],
                 [b"what", b"is", b"this"],
-                [TOPIC_EVENT, msgpack.packb({"v": 1, "type": "ack", "epoch": "e", "seq": 1})],
+                [TOPIC_EVENT, msgpack.packb({"v": WIRE_VERSION, "type": "ack", "epoch": "e", "seq": 1})],
             ]
             for frames in garbage:
                 await pub.send_multipart(frames)
-            await _until(lambda: link.stats.bad_messages >= len(garbage))
+            await async_wait_until(lambda: link.stats.bad_messages >= len(garbage), 15.0)
 
-            # The slave's ROUTER gets garbage from a stranger too, and keeps answering.
+            # The slave's ROUTER gets garbage from a peer holding the master's key too, and keeps answering.
             ctx = zmq.asyncio.Context()
             dealer = ctx.socket(zmq.DEALER)
+            secure_client(dealer, master_keys, agent.publisher.guard.pair.public)  # type: ignore[union-attr]
             dealer.connect(f"tcp://127.0.0.1:{agent.publisher.router_port}")
-            for payload in (b"junk", msgpack.packb({"v": 1, "type": "catchup_page"})):
+            for payload in (b"junk", msgpack.packb({"v": WIRE_VERSION, "type": "catchup_page"})):
                 await dealer.send(payload)
             await dealer.send_multipart([b"two", b"frames"])
             await dealer.send(encode(CatchupRequest(request_id=7, epoch=agent.store.epoch, after_seq=25)))
@@ -86,8 +78,8 @@ def test_garbage_on_both_links_is_counted_and_ingest_goes_on(
             dealer.close(linger=0)
             ctx.destroy(linger=0)
 
-            _send_udp(agent.config.udp.port, [f"clk;00:{i:02d}" for i in range(20)])
-            await _until(lambda: link.cursor.known.get(agent.store.epoch, 0) == 50)
+            send_pss(agent.config.udp.port, *[f"clk;00:{i:02d}" for i in range(20)])
+            await async_wait_until(lambda: link.cursor.known.get(agent.store.epoch, 0) == 50, 15.0)
             assert master.store is not None
             assert master.store.count_events("court-x") == 50
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -46,7 +47,7 @@ def youtube_violations(text: str, duration: float | None) -> list[str]:
         problems.append("fewer than 3 chapters")
     if times and times[0] != 0:
         problems.append("first chapter not at 0:00")
-    for earlier, later in zip(times, times[1:], strict=False):
+    for earlier, later in itertools.pairwise(times):
         if later - earlier < 10:
             problems.append(f"chapter at {earlier} s lasts {later - earlier} s")
     if times and duration is not None and duration - times[-1] < 10:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from shared.match_snapshot import ChallengeSnapshot, MatchSnapshot, Tally
 from shared.match_state import MatchState, MatchStatus
 from shared.pss.parser import parse_line
 from shared.pss.simulator import simulate_match
@@ -47,41 +47,36 @@ def sample_rows() -> list[tuple[datetime, str]]:
 
 def test_sample_match_1945() -> None:
     state = MatchState()
-    finished: list[dict] = []
+    finished: list[MatchSnapshot] = []
     for stamp, line in sample_rows():
         state.apply(parse_line(line))
         if line.startswith("wmh;") and state.match_number == "1945" and stamp.date().isoformat() == "2025-07-28":
-            finished.append(state.snapshot())
+            finished.append(MatchSnapshot.of(state))
             if stamp.strftime("%H:%M") == "15:50":
-                final = state.snapshot()
+                final = MatchSnapshot.of(state)
                 assert state.is_finished
                 assert state.status is MatchStatus.FINISHED
     assert len(finished) == 1
-    assert final["status"] == "finished"
-    assert final["match_number"] == "1945"
-    assert final["phase"] == "Final"
-    assert final["weight_class"] == "M -87kg"
-    assert final["division"] == "Under 21"
-    assert final["blue"] == {"name": "Mikhail Kalashnikov", "short": "Mikhail Kalashnikov", "noc": "RUS"}
-    assert final["red"]["name"] == "Dicke Berta" and final["red"]["noc"] == "GER"
-    assert final["rounds_played"] == 3
-    assert final["round"] == 3
-    assert final["round_winners"] == {"1": "red", "2": "blue", "3": "blue"}
-    assert final["rounds_won"] == {"blue": 2, "red": 1}
-    assert final["winner"] == "blue"
-    assert final["winner_name"] == "Mikhail Kalashnikov"
-    assert final["result_rounds"] == {"blue": 2, "red": 1}
-    assert final["decision"] == "PTF"
-    assert final["round_scores"] == {
-        "1": {"blue": 4, "red": 5},
-        "2": {"blue": 19, "red": 12},
-        "3": {"blue": 12, "red": 0},
-    }
-    assert final["score"] == {"blue": 12, "red": 0}
+    assert final.status is MatchStatus.FINISHED and final.is_finished
+    assert final.number == "1945"
+    assert final.phase == "Final"
+    assert final.weight_class == "M -87kg"
+    assert final.division == "Under 21"
+    assert final.blue.model_dump() == {"name": "Mikhail Kalashnikov", "short": "Mikhail Kalashnikov", "noc": "RUS"}
+    assert final.red.name == "Dicke Berta" and final.red.noc == "GER"
+    assert final.round == 3
+    assert [(r.number, r.winner) for r in final.rounds] == [(1, "red"), (2, "blue"), (3, "blue")]
+    assert final.rounds_won == Tally(blue=2, red=1)
+    assert final.winner == "blue"
+    assert final.winner_name == "Mikhail Kalashnikov"
+    assert final.result_rounds == Tally(blue=2, red=1)
+    assert final.decision == "PTF"
+    assert [r.score for r in final.rounds] == [Tally(blue=4, red=5), Tally(blue=19, red=12), Tally(blue=12, red=0)]
+    assert final.score == Tally(blue=12, red=0)
     # wg counts are per round: round 1 ended 1-1, red got one in round 2, none in round 3.
-    assert final["warnings"] == {"1": {"blue": 1, "red": 1}, "2": {"blue": 0, "red": 1}}
-    assert final["round_stats"]["2"]["blue"]["head"] == 6
-    assert final["clock_running"] is False
+    assert [r.warnings for r in final.rounds] == [Tally(blue=1, red=1), Tally(blue=0, red=1), None]
+    assert final.rounds[1].stats is not None and final.rounds[1].stats.blue["head"] == 6
+    assert final.clock_running is False
 
 
 def test_sample_replay_finishes_every_played_match() -> None:
@@ -100,13 +95,13 @@ def test_sample_replay_finishes_every_played_match() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_load_order_does_not_matter(seed: int) -> None:
-    reference = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady"]).snapshot()
+    reference = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady"])
     shuffled = GEN3_LOAD[:]
     random.Random(seed).shuffle(shuffled)
-    assert fold(["pre;FightLoaded", *shuffled, "rdy;FightReady"]).snapshot() == reference
-    assert reference["status"] == "ready"
-    assert reference["match_number"] == "1945"
-    assert reference["clock_seconds"] == 120
+    assert fold(["pre;FightLoaded", *shuffled, "rdy;FightReady"]) == reference
+    assert reference.status is MatchStatus.READY
+    assert reference.match_number == "1945"
+    assert reference.clock_seconds == 120
 
 
 def test_gen2_load_order_matches_gen3() -> None:
@@ -114,9 +109,9 @@ def test_gen2_load_order_matches_gen3() -> None:
         "pre;FightLoaded", "rnd;1", "clk;02:00", "sc1;0;sc2;0", "s11;0;s21;0;s12;0;s22;0;s13;0;s23;0",
         "wg1;0;wg2;0", GEN3_LOAD[2], GEN3_LOAD[1], GEN3_LOAD[0], "rdy;FightReady",
     ]
-    gen3 = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady"]).snapshot()
-    gen3["leader"] = None  # Gen2 sends no sup
-    assert fold(gen2).snapshot() == gen3
+    gen3 = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady"])
+    gen3.leader = None  # Gen2 sends no sup
+    assert fold(gen2) == gen3
 
 
 def test_fight_loaded_starts_a_fresh_match() -> None:
@@ -149,7 +144,7 @@ def test_injury_then_restart() -> None:
     state = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady", "clk;02:00;start"])
     fold(["ij0;01:00;show", "clk;01:32;stop", "ij0;00:59"], state)
     assert state.status is MatchStatus.INJURY
-    assert state.snapshot()["injury_seconds"] == 59
+    assert state.injury_seconds == 59 and MatchSnapshot.of(state).injury_active
     fold(["ij0;00:44;hide"], state)
     assert state.status is MatchStatus.PAUSED
     fold(["clk;01:32;start"], state)
@@ -168,14 +163,14 @@ def test_challenge_lifecycle(resolution: str, state_name: str) -> None:
     state = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady", "clk;02:00;start", "clk;01:45;stop"])
     assert state.apply(parse_line("ch1"))
     assert state.status is MatchStatus.CHALLENGE
-    assert state.snapshot()["challenge"] == {"by": "blue", "state": "requested", "won": None, "round": 1, "active": True}
+    assert MatchSnapshot.of(state).challenge == ChallengeSnapshot(by="blue", state="requested", round=1, active=True)
     fold([resolution], state)
     assert state.status is MatchStatus.CHALLENGE
     assert state.challenge is not None and state.challenge.state == state_name
     fold(["ch1;-1"], state)
     assert state.status is MatchStatus.PAUSED
-    assert state.snapshot()["challenge"]["state"] == state_name
-    assert state.snapshot()["challenge"]["active"] is False
+    challenge = MatchSnapshot.of(state).challenge
+    assert challenge is not None and challenge.state == state_name and challenge.active is False
 
 
 def test_challenge_cancelled_and_clock_restart_fallback() -> None:
@@ -183,7 +178,7 @@ def test_challenge_cancelled_and_clock_restart_fallback() -> None:
     assert state.challenge is not None and state.challenge.state == "closed"
     assert state.status is MatchStatus.PAUSED
     fold(["ch0", "ch0;1;1"], state)
-    assert state.snapshot()["challenge"]["by"] == "referee"
+    assert state.challenge.by == "referee"
     assert state.challenge.won is True
     fold(["clk;01:00;start"], state)  # sender never closed the review
     assert state.status is MatchStatus.RUNNING
@@ -194,7 +189,7 @@ def test_break_and_next_round() -> None:
                   "wg1;1;wg2;1", "clk;0:00;stopEnd", "clk;00:00;stop", "wrd;rd1;2;rd2;0;rd3;0",
                   "brk;00:59", "brk;00:58"])
     assert state.status is MatchStatus.BREAK
-    assert state.snapshot()["break_seconds"] == 58
+    assert state.break_seconds == 58
     assert state.rounds_won == (0, 1)
     fold(["brk;0:00;stopEnd"], state)
     assert state.status is MatchStatus.PAUSED
@@ -209,13 +204,13 @@ def test_break_and_next_round() -> None:
 
 def test_invalid_and_uninteresting_events_change_nothing() -> None:
     state = fold(["pre;FightLoaded", *GEN3_LOAD, "rdy;FightReady"])
-    before = state.snapshot()
+    before = state.clone()
     assert not state.apply(parse_line("sc1;x;sc2;1"))
     assert not state.apply(parse_line("zzz;1"))
     assert not state.apply(parse_line("hl1;99"))
     assert not state.apply(parse_line("Udp Port 8888 connected;"))
     assert not state.apply(parse_line("clk;02:00"))  # same value again
-    assert state.snapshot() == before
+    assert state == before
     assert state.apply(parse_line("sc1;1;sc2;0"))
 
 
@@ -225,12 +220,7 @@ def test_wmh_without_win_names_the_colour() -> None:
     assert state.is_finished
     tie = fold(["pre;FightLoaded", "rdy;FightReady", "win;TIE", "wmh;;0-0 WDR"])
     assert tie.result.winner == "tie"
-    assert tie.snapshot()["decision"] == "WDR"
-
-
-def test_snapshot_is_json_ready() -> None:
-    state = fold([line for _, line in sample_rows()[:400]])
-    assert json.loads(json.dumps(state.snapshot())) == state.snapshot()
+    assert tie.result.decision == "WDR"
 
 
 def test_clone_is_independent_of_the_original() -> None:
@@ -238,9 +228,9 @@ def test_clone_is_independent_of_the_original() -> None:
     for _, line in simulate_match(3).lines:
         state.fold(parse_line(line))
     clone = state.clone()
-    assert clone.snapshot() == state.snapshot()
-    before = state.snapshot()
+    assert clone == state
+    before = MatchSnapshot.of(state)
     for _, line in simulate_match(4).lines:  # another whole match, challenge and result included
         clone.fold(parse_line(line))
-    assert state.snapshot() == before
-    assert clone.snapshot() != before
+    assert MatchSnapshot.of(state) == before
+    assert MatchSnapshot.of(clone) != before

@@ -114,7 +114,7 @@ def test_bad_clock_action_is_invalid_not_fatal() -> None:
 )
 def test_challenges(line: str, by: str, state: str, result: int | None, won: bool | None) -> None:
     event = one(line)
-    assert event.valid and event.category is Category.CHALLENGE
+    assert event.valid and event.category is Category.REFEREE
     assert event.fields == {"by": by, "state": state, "result": result, "won": won}
 
 
@@ -174,22 +174,22 @@ CATALOGUE = [
     ("pt1;5", "pt1", Category.TURNING_HEAD, {"athlete": "blue", "points": 5, "technique": "turning_head"}),
     ("hl1;100;", "hl1", Category.HIT_LEVEL, {"athlete": "blue", "level": 100}),
     ("hl2;99", "hl2", Category.HIT_LEVEL, {"athlete": "red", "level": 99}),
-    ("wg1;1;wg2;2;", "wg1", Category.WARNING, {"blue_warnings": 1, "red_warnings": 2}),
-    ("ij0;01:00;show", "ij0", Category.INJURY, {"time": "01:00", "seconds": 60, "action": "show", "athlete": None}),
-    ("ij1;1:22;", "ij1", Category.INJURY, {"time": "1:22", "seconds": 82, "action": None, "athlete": "blue"}),
-    ("ij2;0:44;hide;", "ij2", Category.INJURY, {"time": "0:44", "seconds": 44, "action": "hide", "athlete": "red"}),
-    ("wrd;rd1;2;rd2;1;rd3;0", "wrd", Category.ROUND_WINNERS,
+    ("wg1;1;wg2;2;", "wg1", Category.REFEREE, {"blue_warnings": 1, "red_warnings": 2}),
+    ("ij0;01:00;show", "ij0", Category.REFEREE, {"time": "01:00", "seconds": 60, "action": "show", "athlete": None}),
+    ("ij1;1:22;", "ij1", Category.REFEREE, {"time": "1:22", "seconds": 82, "action": None, "athlete": "blue"}),
+    ("ij2;0:44;hide;", "ij2", Category.REFEREE, {"time": "0:44", "seconds": 44, "action": "hide", "athlete": "red"}),
+    ("wrd;rd1;2;rd2;1;rd3;0", "wrd", Category.REFEREE,
      {"round_winners": {"1": "red", "2": "blue", "3": None}, "blue_rounds": 1, "red_rounds": 1}),
-    ("wrd;rd1;1;rd2;2;rd3;1;rd4;1", "wrd", Category.ROUND_WINNERS,
+    ("wrd;rd1;1;rd2;2;rd3;1;rd4;1", "wrd", Category.REFEREE,
      {"round_winners": {"1": "blue", "2": "red", "3": "blue", "4": "blue"}, "blue_rounds": 3, "red_rounds": 1}),
-    ("wmh;Nicolas DESMOND", "wmh", Category.WINNER,
+    ("wmh;Nicolas DESMOND", "wmh", Category.REFEREE,
      {"winner_name": "Nicolas DESMOND", "blue_rounds": None, "red_rounds": None, "decision": None}),
-    ("wmh;Damjan Mitrić;0-1 SUP", "wmh", Category.WINNER,
+    ("wmh;Damjan Mitrić;0-1 SUP", "wmh", Category.REFEREE,
      {"winner_name": "Damjan Mitrić", "blue_rounds": 0, "red_rounds": 1, "decision": "SUP"}),
-    ("wmh;;0-0 WDR", "wmh", Category.WINNER, {"winner_name": "", "blue_rounds": 0, "red_rounds": 0, "decision": "WDR"}),
-    ("win;BLUE;", "win", Category.WINNER, {"winner": "blue"}),
-    ("win;RED", "win", Category.WINNER, {"winner": "red"}),
-    ("win;TIE", "win", Category.WINNER, {"winner": "tie"}),
+    ("wmh;;0-0 WDR", "wmh", Category.REFEREE, {"winner_name": "", "blue_rounds": 0, "red_rounds": 0, "decision": "WDR"}),
+    ("win;BLUE;", "win", Category.REFEREE, {"winner": "blue"}),
+    ("win;RED", "win", Category.REFEREE, {"winner": "red"}),
+    ("win;TIE", "win", Category.REFEREE, {"winner": "tie"}),
     ("at1;N. DESMOND;Nicolas DESMOND;MRN;at2;M. THIBAULT;Marcel THIBAULT;SUI;", "at1", Category.OTHER,
      {"blue_short": "N. DESMOND", "blue_name": "Nicolas DESMOND", "blue_noc": "MRN",
       "red_short": "M. THIBAULT", "red_name": "Marcel THIBAULT", "red_noc": "SUI"}),
@@ -198,7 +198,7 @@ CATALOGUE = [
     ("s23;0;", "s23", Category.OTHER, {"blue_round_scores": {}, "red_round_scores": {"3": 0}}),
     ("sc1;0;sc2;0;", "sc1", Category.OTHER, {"blue_score": 0, "red_score": 0}),
     ("avt;0;", "avt", Category.OTHER, {"value": 0}),
-    ("rnd;3;", "rnd", Category.ROUND, {"round": 3}),
+    ("rnd;3;", "rnd", Category.REFEREE, {"round": 3}),
     ("rdy;FightReady;", "rdy", Category.OTHER, {}),
     ("pre;FightLoaded", "pre", Category.OTHER, {}),
     ("sup;2", "sup", Category.OTHER, {"leader": "red"}),

@@ -6,7 +6,7 @@ import pytest
 
 from shared.match_state import MatchState, MatchStatus
 from shared.pss.parser import parse_line
-from shared.pss.simulator import SENDERS, SimulatedMatch, simulate_match, simulate_session
+from shared.pss.simulator import SENDERS, SimulatedMatch, simulate_match, simulate_session, simulate_venue
 
 SHORT = {"round_seconds": 20, "break_seconds": 5}
 
@@ -124,3 +124,20 @@ def test_bad_options_are_refused() -> None:
         simulate_match(1, sender="gen9")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="round_seconds"):
         simulate_match(1, round_seconds=2)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_venue_never_puts_an_athlete_on_two_courts_at_once(seed: int) -> None:
+    sessions = simulate_venue(seed, courts=8, matches=6, gap_seconds=(2.0, 8.0), **SHORT)
+    bouts = [
+        (match.lines[0][0], match.lines[-1][0], athlete, court)
+        for court, session in enumerate(sessions)
+        for match in session.matches
+        for athlete in (match.blue, match.red)
+    ]
+    assert all(len(session.matches) == 6 for session in sessions)
+    for start, end, athlete, court in bouts:
+        for other_start, other_end, other, other_court in bouts:
+            if other == athlete and other_court != court:
+                assert other_end <= start or end <= other_start, f"{athlete.name} on courts {court + 1} and {other_court + 1} at once"
+    assert simulate_venue(seed, courts=8, matches=6, gap_seconds=(2.0, 8.0), **SHORT)[3].lines == sessions[3].lines

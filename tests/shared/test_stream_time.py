@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -291,7 +292,7 @@ def test_stream_time_is_continuous_for_any_run_of_sessions(spans: list[tuple[int
         start += length + gap
     day = recompute_offsets(sessions)
     published = 0.0
-    for previous, following in zip(day, day[1:], strict=False):
+    for previous, following in itertools.pairwise(day):
         assert previous.end_ms is not None
         end_time = stream_seconds(previous.end_ms, previous.start_ms, previous.cumulative_offset_seconds)
         assert following.cumulative_offset_seconds == pytest.approx(end_time, abs=1e-6)

@@ -16,15 +16,7 @@ from hypothesis import strategies as st
 from shared.records import EventRecord
 from slave_agent.db.store import EventStore
 from slave_agent.ingest import UdpIngest
-from tests.support import sample_lines
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+from tests.support import async_wait_until, sample_lines
 
 
 def run_with_ingest(store: EventStore, body: Callable[[UdpIngest, socket.socket], Awaitable[None]], **options: int | float) -> UdpIngest:
@@ -51,7 +43,7 @@ def test_whole_sample_capture_is_stored_row_for_row(store: EventStore) -> None:
             sender.sendto(line.encode("utf-8"), ingest.address)
             if i % 200 == 0:
                 await asyncio.sleep(0)  # a real court never sends 2,800 datagrams in one go
-        await _until(lambda: ingest.stats.stored_events >= len(lines))
+        await async_wait_until(lambda: ingest.stats.stored_events >= len(lines), 10.0)
 
     ingest = run_with_ingest(store, body)
     assert ingest.stats.dropped_queue_full == 0
@@ -75,7 +67,8 @@ def test_whole_sample_capture_is_stored_row_for_row(store: EventStore) -> None:
     assert store.conn.execute("SELECT COUNT(*) FROM matches").fetchone()[0] == 98  # every load
 
 
-def test_listeners_hear_each_event_once_after_commit(store: EventStore) -> None:
+@pytest.mark.expect_error_logs
+def test_listeners_hear_each_event_once_after_commit(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
     heard: list[EventRecord] = []
 
     def listener(records: list[EventRecord]) -> None:
@@ -95,23 +88,25 @@ def test_listeners_hear_each_event_once_after_commit(store: EventStore) -> None:
         ingest.listeners.extend([broken, listener])
         for i in range(300):
             sender.sendto(f"clk;{i // 60:02d}:{i % 60:02d}".encode(), ingest.address)
-        await _until(lambda: len(heard) >= 300)
+        await async_wait_until(lambda: len(heard) >= 300, 10.0)
 
     run_with_ingest(store, body)
     assert [r.seq for r in heard] == list(range(1, 301))
+    assert "failed; ingest continues" in caplog.text  # the broken listener is named, not hidden
 
 
+@pytest.mark.expect_error_logs
 def test_locked_database_holds_events_and_retries(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
     async def body(ingest: UdpIngest, sender: socket.socket) -> None:
         other = sqlite3.connect(store.path, isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         for i in range(50):
             sender.sendto(f"hl1;{i}".encode(), ingest.address)
-        await _until(lambda: ingest.stats.store_retries >= 2)
+        await async_wait_until(lambda: ingest.stats.store_retries >= 2, 10.0)
         assert ingest.stats.stored_events == 0
         other.execute("ROLLBACK")
         other.close()
-        await _until(lambda: ingest.stats.stored_events == 50)
+        await async_wait_until(lambda: ingest.stats.stored_events == 50, 10.0)
 
     with caplog.at_level(logging.INFO, logger="slave_agent.ingest"):
         ingest = run_with_ingest(store, body, retry_seconds=0.05)
@@ -122,16 +117,17 @@ def test_locked_database_holds_events_and_retries(store: EventStore, caplog: pyt
     assert ingest.stats.last_error is None
 
 
+@pytest.mark.expect_error_logs
 def test_full_queue_is_counted_and_reported(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
     async def body(ingest: UdpIngest, sender: socket.socket) -> None:
         other = sqlite3.connect(store.path, isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         for _ in range(40):
             sender.sendto(b"rnd;1", ingest.address)
-        await _until(lambda: ingest.stats.received == 40)
+        await async_wait_until(lambda: ingest.stats.received == 40, 10.0)
         other.execute("ROLLBACK")
         other.close()
-        await _until(lambda: ingest.stats.received == ingest.stats.stored_events + ingest.stats.dropped_queue_full)
+        await async_wait_until(lambda: ingest.stats.received == ingest.stats.stored_events + ingest.stats.dropped_queue_full, 10.0)
 
     ingest = run_with_ingest(store, body, queue_size=10, max_batch=5, retry_seconds=0.05)
     assert ingest.stats.dropped_queue_full > 0
@@ -147,7 +143,7 @@ def test_any_bytes_become_rows(tmp_path: Path, datagrams: list[bytes]) -> None:
         async def body(ingest: UdpIngest, sender: socket.socket) -> None:
             for data in datagrams:
                 sender.sendto(data, ingest.address)
-            await _until(lambda: ingest.stats.received == len(datagrams) and ingest.queue.empty())
+            await async_wait_until(lambda: ingest.stats.received == len(datagrams) and ingest.queue.empty(), 10.0)
 
         run_with_ingest(store, body)
         stored = {bytes(r[0]) for r in store.conn.execute("SELECT raw_datagram FROM pss_events_v2")}
@@ -157,6 +153,7 @@ def test_any_bytes_become_rows(tmp_path: Path, datagrams: list[bytes]) -> None:
         store.close()
 
 
+@pytest.mark.expect_error_logs
 def test_a_datagram_that_breaks_the_writer_is_stored_flagged_and_the_rest_goes_on(
     store: EventStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -174,7 +171,7 @@ def test_a_datagram_that_breaks_the_writer_is_stored_flagged_and_the_rest_goes_o
     async def body(ingest: UdpIngest, sender: socket.socket) -> None:
         for line in (b"pt1;1", b"boom", b"pt2;2"):
             sender.sendto(line, ingest.address)
-        await _until(lambda: ingest.stats.stored_events == 3)
+        await async_wait_until(lambda: ingest.stats.stored_events == 3, 10.0)
 
     run_with_ingest(store, body)
     rows = store.events()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from slave_agent.db.store import DB_FILENAME, Datagram, EventFilter, EventStore, StoreBusy
+from shared.pss.kinds import EventKind
+from slave_agent.db.schema import MIGRATIONS
+from slave_agent.db.store import DB_FILENAME, Datagram, EventFilter, EventStore, StoreBusy, connect
 
 T0 = 1_753_700_000_000
 
@@ -98,6 +101,9 @@ def test_event_queries_filter_by_match_category_time_and_limit(store: EventStore
         dg("wg1;0;wg2;1", T0 + 3000),
     ])
     assert [r.code for r in store.events(EventFilter(categories=("H", "P")))] == ["pt1", "pt2"]
+    assert [r.code for r in store.events(EventFilter(categories=("R",)))] == ["wg1"]  # a warning is a referee matter
+    assert [r.code for r in store.events(EventFilter(kinds=(EventKind.WARNING, EventKind.MATCH_SETUP)))] == [
+        "pre", "mch", "wg1"]
     assert [r.code for r in store.events(EventFilter(since_ms=T0 + 1500, until_ms=T0 + 3000))] == ["pt2", "wg1"]
     assert len(store.events(EventFilter(match_number="101"))) == 5
     assert len(store.events(EventFilter(match_number="102"))) == 0
@@ -105,6 +111,34 @@ def test_event_queries_filter_by_match_category_time_and_limit(store: EventStore
     assert all(r.tournament_uuid == t for r in store.events())
     with pytest.raises(LookupError):
         store.events(EventFilter(tournament="Nope"))
+
+
+def test_old_categories_are_rewritten_and_the_seven_are_enforced(tmp_path: Path) -> None:
+    """A database of schema 3 (the invented W C I B CLK RND WIN) opened by this agent."""
+    path = tmp_path / "slave" / "restrike-slave.sqlite3"
+    path.parent.mkdir()
+    conn = connect(path)
+    for number, (_, sql) in enumerate(MIGRATIONS[:3], start=1):
+        conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {number}; COMMIT;")
+    old = [("clk", "CLK"), ("wg1", "W"), ("ch1", "C"), ("ij0", "I"), ("brk", "B"), ("rnd", "RND"), ("win", "WIN"),
+           ("wrd", "R"), ("pt1", "TH"), ("hl1", "K"), ("sc1", "O")]
+    conn.executemany(
+        "INSERT INTO pss_events_v2 (node_id, epoch, seq, received_ms, raw, raw_datagram, event_code, event_category, "
+        "is_valid) VALUES ('n', 'e', ?, ?, ?, x'00', ?, ?, 1)",
+        [(seq, seq, code, code, category) for seq, (code, category) in enumerate(old, start=1)],
+    )
+    conn.close()
+    reopened = EventStore(tmp_path / "slave", node_id="n")
+    try:
+        rows = reopened.conn.execute("SELECT event_code, event_category FROM pss_events_v2 ORDER BY seq").fetchall()
+        assert rows == [(code, "R") for code, _ in old[:8]] + [("pt1", "TH"), ("hl1", "K"), ("sc1", "O")]
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            reopened.conn.execute("UPDATE pss_events_v2 SET event_category = 'CLK' WHERE seq = 1")
+        assert len(reopened.write_batch([dg("clk;1:00;start", T0)])) == 1  # the rebuilt table takes new rows
+        chapters_view = reopened.conn.execute("SELECT COUNT(*) FROM youtube_chapters").fetchone()
+        assert chapters_view == (0,)
+    finally:
+        reopened.close()
 
 
 def test_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
@@ -143,3 +177,12 @@ def test_a_new_node_id_starts_a_new_epoch(tmp_path: Path, caplog: pytest.LogCapt
     assert [r.seq for r in store.write_batch([dg("rnd;2")])] == [1]  # the new life numbers from 1
     assert "new epoch" in caplog.text
     store.close()
+
+
+def test_a_new_database_is_one_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="slave_agent.db.schema"):
+        EventStore(tmp_path).close()
+        EventStore(tmp_path).close()  # reopened: nothing to say
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == [
+        f"Court database created (schema version {len(MIGRATIONS)})"
+    ]

@@ -1,0 +1,1 @@
+"""One module per page; each has ``register(ctx)`` that adds its route to NiceGUI."""
