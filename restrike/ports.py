@@ -21,6 +21,10 @@ RANGE_VARIABLE = "RESTRIKE_PORT_RANGE"
 #: Fresh randomness at every call: a forked child must not repeat its parent's choices.
 _pick = random.SystemRandom()
 
+#: Ports this process handed out lately, oldest first. A caller often takes several ports before it
+#: binds any (a court's UDP, PUB and ROUTER ports), so a port still free is not yet a port unclaimed.
+_handed: dict[int, None] = {}
+
 
 def port_range() -> tuple[int, int]:
     """The ports :func:`free_port` chooses from: ``RESTRIKE_PORT_RANGE`` when set, else the whole range."""
@@ -39,9 +43,12 @@ def port_range() -> tuple[int, int]:
 def free_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1 right now (a court binds both kinds)."""
     low, high = port_range()
+    while len(_handed) > (high - low + 1) // 2:  # a long run forgets its oldest ports: they were bound or let go
+        del _handed[next(iter(_handed))]
     for _ in range(1000):
         port = _pick.randint(low, high)
-        if _bindable(port, socket.SOCK_STREAM) and _bindable(port, socket.SOCK_DGRAM):
+        if port not in _handed and _bindable(port, socket.SOCK_STREAM) and _bindable(port, socket.SOCK_DGRAM):
+            _handed[port] = None
             return port
     raise OSError(f"no port between {low} and {high} is free for both TCP and UDP on 127.0.0.1")
 

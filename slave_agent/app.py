@@ -66,13 +66,25 @@ class SlaveAgent:
         self.commands: CommandDispatcher | None = None
         self.command_handlers: CourtHandlers | None = None
         self.recent_logs = RecentLogs()
+        self._shut_down = False
 
     def on_commit(self, listener: Callable[[list[EventRecord]], None]) -> None:
         """Hear about every batch of events right after it is committed."""
         self.ingest.listeners.append(listener)
 
     async def async_startup(self) -> None:
-        """Keys first (a bad key file stops the start), repair (sessions left open by a crash), then bind and serve."""
+        """Keys first (a bad key file stops the start), repair (sessions left open by a crash), then bind and serve.
+
+        A start that fails part way (a port taken, OBS settings refused) lets go of what it had
+        opened before it raises: sockets, threads and the database.
+        """
+        try:
+            await self._async_start_parts()
+        except BaseException:
+            await self.async_shutdown()
+            raise
+
+    async def _async_start_parts(self) -> None:
         guard = self._guard()
         repaired = SessionBook(self.store.conn).repair_after_restart()
         for session in repaired:
@@ -165,6 +177,10 @@ class SlaveAgent:
         )
 
     async def async_shutdown(self) -> None:
+        """Stop everything started; safe to call again (a failed start has already shut down)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

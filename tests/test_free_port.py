@@ -29,3 +29,10 @@ def test_a_part_of_the_range_can_be_asked_for_and_a_bad_one_is_said(monkeypatch:
         monkeypatch.setenv(RANGE_VARIABLE, bad)
         with pytest.raises(ValueError, match=RANGE_VARIABLE):
             free_port()
+
+
+def test_a_port_handed_out_is_not_handed_out_again_before_it_is_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A court takes its UDP, PUB and ROUTER ports before it binds any: they must differ."""
+    monkeypatch.setenv(RANGE_VARIABLE, "21100-21109")
+    taken = [free_port() for _ in range(5)]  # none bound yet; at random from 10, a repeat would be likely
+    assert len(set(taken)) == 5, taken

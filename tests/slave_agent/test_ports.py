@@ -6,6 +6,7 @@ whose start-up line warns that unicast datagrams then reach only one listener.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 import subprocess
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from restrike.ports import free_port
+from runtime.ports import PortUnavailable
+from slave_agent.app import SlaveAgent
 from slave_agent.db.store import DB_FILENAME
 from tests.pipeline import Proc
-from tests.support import court_keys, restrike_exe, wait_until
+from tests.support import court_config, court_keys, restrike_exe, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +70,25 @@ def test_any_other_program_on_the_pss_port_is_refused_too(tmp_path: Path, reuse:
     finally:
         holder.close()
     assert f"UDP port {port}" in line and "already in use" in line
+
+
+def test_a_start_refused_part_way_lets_go_of_what_it_had_opened(tmp_path: Path) -> None:
+    """The PUB and ROUTER sockets (and CURVE's authenticator) are opened before the PSS port is bound:
+    an agent refused there must not keep them, nor leave them for the garbage collector."""
+    config = court_config(tmp_path, 1)
+    court_keys(config.data_dir)
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.0.1", config.udp.port))
+    agent = SlaveAgent(config)
+    try:
+        with pytest.raises(PortUnavailable, match=f"UDP port {config.udp.port}"):
+            asyncio.run(agent.async_startup())
+    finally:
+        holder.close()
+    for port in (config.publisher.pub_port, config.publisher.router_port):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", port))  # free again at once, while the agent object still exists
+    assert agent.publisher is not None and agent.publisher.ctx.closed
 
 
 def _stored(data_dir: Path) -> int:
