@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["log_task_failure", "serve_until_signalled", "spawn", "stop_on_signals"]
+__all__ = ["freeze_startup_objects", "log_task_failure", "serve_until_signalled", "spawn", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,22 @@ async def serve_until_signalled(
     try:
         with stop_on_signals() as stopped:
             await startup()
+            freeze_startup_objects()
             await stopped.wait()
     finally:
         await shutdown()
+
+
+def freeze_startup_objects() -> None:
+    """Take what start-up built (modules, settings, connections: some 180,000 objects on the master)
+    out of the cyclic garbage collector's full passes, which scan every object they track.
+
+    Unfrozen, each full pass held the master's event loop for 150-320 ms on a 2-vCPU machine, and
+    the scores on their way to the overlay waited for it. Frozen objects are never collected, which
+    is right for what lives as long as the process; so: once, after start-up.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def log_task_failure(log: logging.Logger) -> Callable[[asyncio.Task[Any]], None]:

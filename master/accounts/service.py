@@ -1,6 +1,6 @@
 """Sign-in, sign-out and "who is this cookie?" for the console, on the event loop.
 
-Database work and argon2 run in a thread. Session look-ups are cached for a few seconds, so
+Database work runs in a thread, argon2 in a thread of its own at the lowest CPU priority. Session look-ups are cached for a few seconds, so
 every page load does not cost a query; a session ended elsewhere (sign-out in this process,
 or ``restrike master user passwd/remove`` from a shell) stops working within that time.
 """
@@ -8,12 +8,16 @@ or ``restrike master user passwd/remove`` from a shell) stops working within tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import os
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from master.accounts.store import AccountStore, Principal
@@ -25,6 +29,16 @@ logger = logging.getLogger(__name__)
 
 _CACHE_SECONDS = 5.0
 _CACHE_SIZE = 1000
+
+
+def _lowest_priority() -> None:
+    """For the password-check thread (and argon2's lane threads, which inherit it): nice 19.
+
+    argon2 is slow on purpose; with its four lanes it takes every core of a small master for a
+    moment. A director signing in must not delay the courts' scores on their way to the overlay.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # Linux sets it per thread; elsewhere: as it is
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class SignInRefused(Exception):
@@ -57,6 +71,7 @@ class Accounts:
         self.throttle = throttle or Throttle()
         self._now = now
         self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+        self._passwords = ThreadPoolExecutor(1, thread_name_prefix="password-check", initializer=_lowest_priority)
 
     async def async_sign_in(self, username: str, password: str, address: str | None) -> SignInResult:
         """A new session for the user, or :class:`SignInRefused` (wrong password, or too many failures)."""
@@ -67,7 +82,7 @@ class Accounts:
             raise SignInRefused(f"Too many failed attempts: try again in {max(1, round(wait))} s.", retry_after=wait)
         ok = False
         try:
-            ok = await asyncio.to_thread(self.store.check_password, username, password)
+            ok = await asyncio.get_running_loop().run_in_executor(self._passwords, self.store.check_password, username, password)
         finally:
             self.throttle.release(keys, success=ok)
         if not ok:
@@ -104,4 +119,5 @@ class Accounts:
         await asyncio.to_thread(self.store.end_session, token)
 
     def close(self) -> None:
+        self._passwords.shutdown(wait=True)
         self.store.close()

@@ -1,8 +1,8 @@
 """``restrike bench console``: a datagram at a court -> the new score in the overlay's DOM, in a real browser.
 
 One venue as the demo builds it: court agents with SQLite and CURVE, each in a process of its
-own as on its own laptop at a venue, and in this process the master with its web console, and
-Debian's Chromium showing ``/overlay``. Each court receives ``sc1;N;sc2;0`` at ``rate`` per
+own as on its own laptop at a venue, the master with its web console in a process of its own as
+``restrike master run`` runs it, and here, Debian's Chromium showing ``/overlay``. Each court receives ``sc1;N;sc2;0`` at ``rate`` per
 second, ``N`` counting up, so every score is one datagram. Timestamps (one machine, one wall
 clock, so they compare across processes):
 
@@ -36,6 +36,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from restrike.bench.toolkit import Child, async_serve_commands, child_setup, cou
 __all__ = ["register", "run_benchmark"]
 
 TARGET_P99_MS = 100.0
+PASSWORD = "bench-password"
 TARGET_FIRST_PAINT_MS = 1000.0
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -101,92 +103,82 @@ def console(
 async def run_benchmark(courts: int = 8, rate: float = 10.0, seconds: float = 20.0) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
-    from master.accounts import AccountStore
-    from master.app import Master
-    from master.config import MasterConfig
-    from master.console.server import ConsoleServer
     from restrike.venue_keys import set_up_venue
 
+    director_cpus = _director_cpus()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        master_config = MasterConfig(data_dir=root / "master", mdns=False, http_port=0)
+        master_config = _master_config(root)
         set_up_venue(master_config.keys_folder, {f"bench-court-{n}": root / f"court{n}" / "keys" for n in range(1, courts + 1)},
                      master_config.url())
         committed: dict[tuple[str, int], int] = {}
-        received: dict[tuple[str, int], int] = {}
         children: list[Child] = []  # the courts
-        helpers: list[Child] = []  # the courts' scoring software
-        master = console_server = None
+        helpers: list[Child] = []  # the master, the courts' scoring software
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             for n in range(1, courts + 1):
                 children.append(Child(f"Court {n}", _court_main, str(root / f"court{n}"), f"bench-court-{n}", f"Court {n}"))
             infos = [await asyncio.to_thread(child.wait_ready) for child in children]
-            master = Master(master_config.model_copy(update={"endpoints": [info["endpoint"] for info in infos]}))
-            await master.async_startup()
-            password = "bench-password"
-            store = AccountStore(master.url)
-            store.add_user("bench", password)
-            store.close()
-            console_server = ConsoleServer(master, "127.0.0.1", 0, session_hours=1)
-            await console_server.async_start()
-            master.matches.subscribe(_receive_probe(received))
+            master = Child("master", _master_main, str(root), [info["endpoint"] for info in infos])
+            helpers.append(master)
+            url = (await asyncio.to_thread(master.wait_ready))["url"]
             ports = [info["udp_port"] for info in infos]
             for n, port in enumerate(ports, 1):
                 for line in _SETUP:
                     sock.sendto(line.format(n=n).encode(), ("127.0.0.1", port))
-            await _until(lambda: len(master.courts()) == courts and all(v.match and v.match.number for v in master.courts()), 30)
+            await _until(lambda: master.call("loaded", courts), 30)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 overlay = await (await browser.new_context(viewport={"width": 1920, "height": 1080})).new_page()
-                await overlay.goto(console_server.url + "/overlay")
+                await overlay.goto(url + "/overlay")
                 await overlay.locator(".ov-card").nth(courts - 1).wait_for()
                 await overlay.evaluate(_OBSERVER)
-                director, director_processes = await _director_browser(playwright)
-                idle = asyncio.create_task(_keep_idle(director_processes))
-                sender = Child("traffic", _traffic_main, ports, rate, seconds)
-                helpers.append(sender)
-                await asyncio.to_thread(sender.wait_ready)
-                traffic = asyncio.create_task(sender.async_call("go", timeout=seconds + 60))
-                await asyncio.sleep(min(seconds / 2, 5))
-                paints: list[tuple[float | None, float | None]] = []
-                loads: list[dict[str, Any]] = []
-                for _ in range(3):
-                    began, cpu = time.time_ns(), _chromium_cpu_seconds()
-                    paints.append(await _first_paint(director, console_server.url, password))
-                    loads.append({"from_ns": began, "to_ns": time.time_ns(),
-                                  "chromium_cpu_s": round(_chromium_cpu_seconds() - cpu, 2)})
-                sent = await traffic
-                await asyncio.sleep(1.0)  # the last scores on their way
-                seen = await overlay.evaluate("window.__scores")
-                pushed = await overlay.evaluate("window.__pushed")
-                idle.cancel()
-                await director.close()
+                async with _director_browser(director_cpus) as director:
+                    sender = Child("traffic", _traffic_main, ports, rate, seconds)
+                    helpers.append(sender)
+                    await asyncio.to_thread(sender.wait_ready)
+                    traffic = asyncio.create_task(sender.async_call("go", timeout=seconds + 60))
+                    await asyncio.sleep(min(seconds / 2, 5))
+                    paints: list[tuple[float | None, float | None]] = []
+                    loads: list[dict[str, Any]] = []
+                    for _ in range(3):
+                        began, cpu = time.time_ns(), _chromium_cpu_seconds()
+                        paints.append(await _first_paint(director, url, PASSWORD))
+                        loads.append({"from_ns": began, "to_ns": time.time_ns(),
+                                      "chromium_cpu_s": round(_chromium_cpu_seconds() - cpu, 2)})
+                    sent = await traffic
+                    await asyncio.sleep(1.0)  # the last scores on their way
+                    seen = await overlay.evaluate("window.__scores")
+                    pushed = await overlay.evaluate("window.__pushed")
                 await browser.close()
+            received = await master.async_call("received")
+            stalls = await master.async_call("stalls")
             for child in children:
                 committed.update(await child.async_call("commits"))
         finally:
             sock.close()
-            if console_server is not None:
-                await console_server.async_stop()
-            if master is not None:
-                await master.async_shutdown()
             for child in [*helpers, *children]:
                 await asyncio.to_thread(child.close)
     dom, page = _first_seen(seen), _first_seen(pushed)
     keys = [key for key in sent if key in dom]
     total = [dom[k] - sent[k] for k in keys]
-    hops = {
-        "court_commit": [committed[k] - sent[k] for k in keys if k in committed],
-        "master_receive": [received[k] - committed[k] for k in keys if k in committed and k in received],
-        "push_to_page": [page[k] - received[k] for k in keys if k in received and k in page],
-        "browser": [dom[k] - page[k] for k in keys if k in page],
-    }
-    summary = latency_summary(total)
-    p50 = (summary or {}).get("p50") or 0
+
+    def loaded_at(ns: int) -> bool:
+        return any(load["from_ns"] <= ns <= load["to_ns"] for load in loads)
 
     def loading(key: tuple[str, int]) -> bool:
-        return any(load["from_ns"] <= sent[key] <= load["to_ns"] for load in loads)
+        return loaded_at(sent[key])
+
+    def hops_of(chosen: list[tuple[str, int]]) -> dict[str, list[int]]:
+        return {
+            "court_commit": [committed[k] - sent[k] for k in chosen if k in committed],
+            "master_receive": [received[k] - committed[k] for k in chosen if k in committed and k in received],
+            "push_to_page": [page[k] - received[k] for k in chosen if k in received and k in page],
+            "browser": [dom[k] - page[k] for k in chosen if k in page],
+        }
+    hops = hops_of(keys)
+    summary = latency_summary(total)
+    p50 = (summary or {}).get("p50") or 0
     return {
         "courts": courts,
         "rate_per_court": rate,
@@ -199,6 +191,12 @@ async def run_benchmark(courts: int = 8, rate: float = 10.0, seconds: float = 20
         "page_loads": [{"seconds": round((load["to_ns"] - load["from_ns"]) / 1e9, 2),
                         "chromium_cpu_s": load["chromium_cpu_s"]} for load in loads],
         "hops_ms": {name: latency_summary(values) for name, values in hops.items()},
+        "master_loop_stalls_over_10ms": {
+            "steady": latency_summary([late for at, late in stalls if not loaded_at(at)]),
+            "during_page_loads": latency_summary([late for at, late in stalls if loaded_at(at)]),
+        },
+        "hops_p99_ms_during_page_loads": {name: (latency_summary(values) or {}).get("p99")
+                                          for name, values in hops_of([k for k in keys if loading(k)]).items()},
         "hop_share_of_p50": {
             name: round((latency_summary(values) or {}).get("p50", 0) / p50, 3) if p50 else None for name, values in hops.items()
         },
@@ -217,6 +215,67 @@ def _first_seen(seen: list[list[Any]]) -> dict[tuple[str, int], int]:
         if text.isdigit():
             first.setdefault((court, int(text)), int(t_ms * 1e6))
     return first
+
+
+def _master_config(root: Path) -> Any:
+    from master.config import MasterConfig
+
+    return MasterConfig(data_dir=root / "master", mdns=False, http_port=0)
+
+
+def _master_main(conn: Any, root: str, endpoints: list[str]) -> None:
+    """The master with its web console in its own process, as ``restrike master run`` runs it; answers
+    ``("loaded", courts)`` (every court linked, its match loaded) and ``("received",)`` (when the master's
+    live match state took each score)."""
+    run_child(conn, "master", _async_master(conn, Path(root), endpoints))
+
+
+async def _async_master(conn: Any, root: Path, endpoints: list[str]) -> None:
+    from master.accounts import AccountStore
+    from master.app import Master
+    from master.console.server import ConsoleServer
+    from runtime.lifecycle import freeze_startup_objects
+
+    master = Master(_master_config(root).model_copy(update={"endpoints": endpoints}))
+    console_server = None
+    received: dict[tuple[str, int], int] = {}
+    try:
+        await master.async_startup()
+        store = AccountStore(master.url)
+        store.add_user("bench", PASSWORD)
+        store.close()
+        console_server = ConsoleServer(master, "127.0.0.1", 0, session_hours=1)
+        await console_server.async_start()
+        master.matches.subscribe(_receive_probe(received))
+        freeze_startup_objects()  # as `restrike master run` does once started
+        stalls: list[tuple[int, int]] = []
+        watch = asyncio.create_task(_watch_loop(stalls))
+        conn.send({"url": console_server.url})
+
+        def answer(command: tuple[Any, ...]) -> Any:
+            if command[0] == "loaded":
+                views = master.courts()
+                return len(views) == command[1] and all(v.match and v.match.number for v in views)
+            if command[0] == "stalls":
+                return stalls
+            return received if command[0] == "received" else ("error", command[0])
+        await async_serve_commands(conn, answer)
+        watch.cancel()
+    finally:
+        if console_server is not None:
+            await console_server.async_stop()
+        await master.async_shutdown()
+
+
+async def _watch_loop(stalls: list[tuple[int, int]], every: float = 0.002) -> None:
+    """(when, how long) of every stretch over 10 ms in which the master's event loop ran something else:
+    a score that arrived then waited that long."""
+    while True:
+        before = time.perf_counter_ns()
+        await asyncio.sleep(every)
+        late = time.perf_counter_ns() - before - int(every * 1e9)
+        if late > 10_000_000:
+            stalls.append((time.time_ns(), late))
 
 
 def _court_main(conn: Any, data_dir: str, node_id: str, court: str) -> None:
@@ -284,34 +343,40 @@ async def _traffic(sock: socket.socket, ports: list[int], rate: float, seconds: 
             await asyncio.sleep(delay)
 
 
-async def _director_browser(playwright: Any) -> tuple[Any, list[psutil.Process]]:
-    """A second Chromium for the director's pages, the stand-in for a laptop of its own, and its
-    processes (:func:`_keep_idle` keeps them at the lowest CPU priority)."""
-    before = {p.pid for p in _chromium_processes()}
-    browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    started = [process for process in _chromium_processes() if process.pid not in before]
-    new = {process.pid for process in started}
-    # A director's browser is open before the console is: its first tab, not the console, pays for starting it.
-    warm_up = await browser.new_context()
-    await (await warm_up.new_page()).goto("about:blank")
-    await warm_up.close()
-    return browser, [process for process in started if process.ppid() not in new]
+def _director_cpus() -> set[int]:
+    """The last CPU, for the director's browser, when there are two or more: the stand-in for a laptop of
+    its own. On every CPU, a cold Chromium page load stalled every process of this machine for up to
+    200 ms, whatever its priority (measured with an idle probe beside the benchmark: 176 ms; with the
+    browser on one CPU: 32 ms). The venue's processes keep every CPU: one is too few for them."""
+    cpus = os.sched_getaffinity(0)
+    return {max(cpus)} if len(cpus) > 1 else cpus
 
 
-async def _keep_idle(roots: list[psutil.Process]) -> None:
-    """Every process of the director's browser, those it starts later too, under SCHED_IDLE: it runs on
-    what the venue's processes leave. Not nice 19: Chromium sets its renderers' nice value itself (to
-    -8 as root), and not all of them are forked from a process that passes the policy on."""
-    done: set[int] = set()
-    while True:
-        for root in roots:
-            with contextlib.suppress(psutil.Error):
-                for process in [root, *root.children(recursive=True)]:
-                    if process.pid not in done:
-                        with contextlib.suppress(OSError):
-                            os.sched_setscheduler(process.pid, os.SCHED_IDLE, os.sched_param(0))
-                        done.add(process.pid)
-        await asyncio.sleep(0.05)
+@contextlib.asynccontextmanager
+async def _director_browser(cpus: set[int]) -> AsyncIterator[Any]:
+    """A second Chromium for the director's pages, the stand-in for a laptop of its own, running on
+    what the venue's processes leave (SCHED_IDLE). Its own Playwright driver is put under that policy
+    before it starts the browser, so every process the browser forks inherits it. Not nice 19:
+    Chromium sets its renderers' nice value itself (to -8 as root)."""
+    from playwright.async_api import async_playwright
+
+    before = {process.pid for process in psutil.Process().children()}
+    async with async_playwright() as playwright:
+        for process in psutil.Process().children():
+            if process.pid not in before:  # the new driver: every thread of it
+                for task in os.listdir(f"/proc/{process.pid}/task"):
+                    with contextlib.suppress(OSError):
+                        os.sched_setscheduler(int(task), os.SCHED_IDLE, os.sched_param(0))
+                        os.sched_setaffinity(int(task), cpus)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # A director's browser is open before the console is: its first tab, not the console, pays for starting it.
+        warm_up = await browser.new_context()
+        await (await warm_up.new_page()).goto("about:blank")
+        await warm_up.close()
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def _chromium_processes() -> list[psutil.Process]:
@@ -361,7 +426,7 @@ async def _paint(page: Any) -> float | None:
 
 async def _until(predicate: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not await asyncio.to_thread(predicate):
         if time.monotonic() > deadline:
             raise SystemExit("the venue did not come up (courts linked with a loaded match)")
         await asyncio.sleep(0.05)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -173,3 +175,24 @@ def test_throttle_doubles_caps_forgets_and_is_bounded() -> None:
         assert throttle.acquire([key]) == 0
         throttle.release([key], success=False)
     assert len(throttle._records) == 3
+
+
+def test_passwords_are_checked_at_the_lowest_cpu_priority(accounts_store: AccountStore) -> None:
+    """argon2 takes every core for a moment: it must yield them to the courts' scores."""
+    accounts_store.add_user("director", "long enough")
+    seen: list[tuple[int, int]] = []
+    check = accounts_store.check_password
+
+    def observed(username: str, password: str) -> bool:
+        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return check(username, password)
+
+    accounts_store.check_password = observed  # type: ignore[method-assign]
+    accounts = Accounts(accounts_store, session_seconds=3600)
+    try:
+        asyncio.run(accounts.async_sign_in("director", "long enough", "10.0.0.5"))
+    finally:
+        accounts.close()
+    assert len(seen) == 1 and seen[0][0] != threading.get_native_id()
+    assert seen[0][1] == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # only that thread
