@@ -39,4 +39,4 @@ def expects_arguments(func: Callable[..., Any]) -> bool:
 
 def install() -> None:
     """Every NiceGUI module reads ``helpers.expects_arguments`` at call time, so this one swap covers them."""
-    helpers.expects_arguments = expects_arguments  # type: ignore[assignment]
+    helpers.expects_arguments = expects_arguments
