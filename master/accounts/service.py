@@ -17,8 +17,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from master.accounts.store import AccountStore, Principal
 from master.accounts.throttle import Throttle
@@ -39,6 +39,35 @@ def _lowest_priority() -> None:
     """
     with contextlib.suppress(OSError, AttributeError):  # Linux sets it per thread; elsewhere: as it is
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+_T = TypeVar("_T")
+
+
+async def _async_at_lowest_priority(func: Callable[..., _T], *args: object) -> _T:
+    """``func(*args)`` in a thread of its own at nice 19, which ends with it (sign-ins are rare)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if done.done():  # the sign-in was given up meanwhile
+            return
+        if error is not None:
+            done.set_exception(error)  # the awaiting task raises it
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        _lowest_priority()
+        try:
+            result = func(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="password-check", daemon=True).start()
+    return await done
 
 
 class SignInRefused(Exception):
@@ -71,7 +100,6 @@ class Accounts:
         self.throttle = throttle or Throttle()
         self._now = now
         self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
-        self._passwords = ThreadPoolExecutor(1, thread_name_prefix="password-check", initializer=_lowest_priority)
 
     async def async_sign_in(self, username: str, password: str, address: str | None) -> SignInResult:
         """A new session for the user, or :class:`SignInRefused` (wrong password, or too many failures)."""
@@ -82,7 +110,7 @@ class Accounts:
             raise SignInRefused(f"Too many failed attempts: try again in {max(1, round(wait))} s.", retry_after=wait)
         ok = False
         try:
-            ok = await asyncio.get_running_loop().run_in_executor(self._passwords, self.store.check_password, username, password)
+            ok = await _async_at_lowest_priority(self.store.check_password, username, password)
         finally:
             self.throttle.release(keys, success=ok)
         if not ok:
@@ -119,5 +147,4 @@ class Accounts:
         await asyncio.to_thread(self.store.end_session, token)
 
     def close(self) -> None:
-        self._passwords.shutdown(wait=True)
         self.store.close()

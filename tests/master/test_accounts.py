@@ -189,10 +189,16 @@ def test_passwords_are_checked_at_the_lowest_cpu_priority(accounts_store: Accoun
 
     accounts_store.check_password = observed  # type: ignore[method-assign]
     accounts = Accounts(accounts_store, session_seconds=3600)
-    try:
-        asyncio.run(accounts.async_sign_in("director", "long enough", "10.0.0.5"))
-    finally:
-        accounts.close()
+    asyncio.run(accounts.async_sign_in("director", "long enough", "10.0.0.5"))
     assert len(seen) == 1 and seen[0][0] != threading.get_native_id()
     assert seen[0][1] == 19
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # only that thread
+
+
+def test_a_password_check_that_fails_reaches_the_sign_in(accounts_store: AccountStore) -> None:
+    def broken(username: str, password: str) -> bool:
+        raise ConnectionError("database gone")
+
+    accounts_store.check_password = broken  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError, match="database gone"):
+        asyncio.run(Accounts(accounts_store, session_seconds=3600).async_sign_in("director", "x", "10.0.0.5"))
