@@ -18,11 +18,11 @@ loaded while the traffic runs (target < 1 s): a signed-in director opening ``/``
 of the redirect that follows signing in is reported beside it; it also holds the password
 check (argon2, slow on purpose). JSON on stdout; exit 0 either way.
 
-The director's browser is a second Chromium at the lowest CPU priority (``SCHED_IDLE``): at a venue it runs on
-the director's laptop, not on the machine that carries the courts' scores, and a cold load of
-the console costs Chromium seconds of CPU. Its page loads still share this machine's cores, so
-the chain is also reported apart for the datagrams sent while a page was loading
-(``during_page_loads``) and for the rest (``steady``), with the CPU each load cost.
+The director's browser is a second Chromium at the lowest CPU priority (``SCHED_IDLE``) on the
+machine's last CPU: at a venue it runs on the director's laptop, not on the machine that carries
+the courts' scores, and a cold load of the console costs Chromium seconds of CPU. The chain is
+also reported apart for the datagrams sent while a page was loading (``during_page_loads``) and
+for the rest (``steady``), with the CPU each load cost and the master's event-loop stalls.
 """
 
 from __future__ import annotations
