@@ -1,8 +1,9 @@
 """Sign-in, sign-out and "who is this cookie?" for the console, on the event loop.
 
-Database work runs in a thread, argon2 in a thread of its own at the lowest CPU priority. Session look-ups are cached for a few seconds, so
-every page load does not cost a query; a session ended elsewhere (sign-out in this process,
-or ``restrike master user passwd/remove`` from a shell) stops working within that time.
+Database work runs in a thread, argon2 in a thread of its own at the lowest CPU priority.
+Session look-ups are cached for a few seconds, so every page load does not cost a query; a
+session ended elsewhere (sign-out in this process, or ``restrike master user passwd/remove``
+from a shell) stops working within that time.
 """
 
 from __future__ import annotations
