@@ -32,3 +32,6 @@ def test_bench_console_smoke() -> None:
     assert len(result["page_loads"]) == 3 and all(load["seconds"] > 0 for load in result["page_loads"])
     paints = result["courts_page_first_paint_ms"] + result["sign_in_to_first_paint_ms"]
     assert len(paints) == 6 and all(paint is not None and paint > 0 for paint in paints)
+    assert len(result["courts_page_response_ms"]) == 3 and all(ms > 0 for ms in result["courts_page_response_ms"])
+    stalls = result["master_loop_stalls_over_10ms"]
+    assert set(stalls) == {"steady", "during_page_loads"}
