@@ -107,8 +107,8 @@ class _Player:
                     await asyncio.sleep(delay)
                 await self.gate.wait()
                 payload = line.encode("utf-8")
+                self.responder.sent(payload)  # its state first, as scoring software's: an answer is never older
                 sock.sendto(payload, ("127.0.0.1", self.port))
-                self.responder.sent(payload)
                 self.sent += 1
         finally:
             sock.close()

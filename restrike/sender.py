@@ -148,9 +148,9 @@ def send_replay(
                 delay = start + (pass_start + offset) / speed - clock()
                 if delay > 0:
                     sleep(delay)
-            sock.sendto(payload + suffix, address)
-            if responder is not None:
+            if responder is not None:  # its state first, as scoring software's: an answer is never older
                 responder.sent(payload + suffix)
+            sock.sendto(payload + suffix, address)
             sent += 1
             if on_sent is not None:
                 on_sent(index, passes)

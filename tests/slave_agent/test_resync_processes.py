@@ -82,8 +82,8 @@ def test_a_court_restarted_mid_match_shows_the_score_from_the_answers_at_once(tm
             def send(lines: list[str]) -> None:
                 for line in lines:
                     payload = line.encode() + b"\r\n"
+                    responder.sent(payload)  # state first, as scoring software: asked at once, it answers this line
                     sender.sendto(payload, ("127.0.0.1", court.udp_port))
-                    responder.sent(payload)
 
             for start in range(0, seen_before_crash, 50):  # bursts the court takes in before the next
                 end = min(start + 50, seen_before_crash)
