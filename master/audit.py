@@ -14,16 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, func, insert, select, update
 
 from master.control import ControlResult, IssuedCommand
-from master.db.models import CentralAnnouncement, CentralCommandLog
+from master.db.tables import ANNOUNCEMENTS, COMMAND_LOG
 from shared.commands import Priority
 
 __all__ = ["AuditRow", "DbAudit", "read_commands"]
-
-_LOG: Table = CentralCommandLog.__table__  # type: ignore[assignment]
-_ANNOUNCEMENTS: Table = CentralAnnouncement.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +56,14 @@ class DbAudit:
             for node_id, court in command.courts
         ]
         if rows:
-            await asyncio.to_thread(self._run, insert(_LOG), rows)
+            await asyncio.to_thread(self._run, insert(COMMAND_LOG), rows)
 
     async def async_finished(self, result: ControlResult) -> None:
         now = dt.datetime.now(dt.UTC)
         for court in result.results:
             statement = (
-                update(_LOG)
-                .where(_LOG.c.command_id == result.command_id, _LOG.c.node_id == court.node_id)
+                update(COMMAND_LOG)
+                .where(COMMAND_LOG.c.command_id == result.command_id, COMMAND_LOG.c.node_id == court.node_id)
                 .values(outcome=court.outcome, reason=court.reason, court_ms=court.court_ms,
                         round_trip_ms=court.round_trip_ms, replayed=court.replayed, finished_at=now)
             )
@@ -75,9 +72,9 @@ class DbAudit:
     async def async_announcement(
         self, text: str, kind: str, priority: Priority, node_ids: Sequence[str], issued_by: str
     ) -> int:
-        statement = insert(_ANNOUNCEMENTS).values(
+        statement = insert(ANNOUNCEMENTS).values(
             kind=kind, targets=list(node_ids), message=text, priority=priority.value, status="sending", issued_by=issued_by,
-        ).returning(_ANNOUNCEMENTS.c.id)
+        ).returning(ANNOUNCEMENTS.c.id)
 
         def run() -> int:
             with self.engine.begin() as connection:
@@ -88,7 +85,7 @@ class DbAudit:
     async def async_announcement_done(self, announcement_id: int, result: ControlResult) -> None:
         delivered = result.count("done")
         status = "delivered" if delivered == len(result.results) else "partial" if delivered else "failed"
-        statement = update(_ANNOUNCEMENTS).where(_ANNOUNCEMENTS.c.id == announcement_id).values(
+        statement = update(ANNOUNCEMENTS).where(ANNOUNCEMENTS.c.id == announcement_id).values(
             status=status, delivered=delivered, sent_at=dt.datetime.now(dt.UTC),
         )
         await asyncio.to_thread(self._run, statement)
@@ -110,22 +107,22 @@ def read_commands(
     ``limit`` and ``offset`` count rows, or with ``whole_commands`` commands: the console pages
     through commands and never splits one across two pages.
     """
+    c = COMMAND_LOG.c
     statement = select(
-        _LOG.c.command_id, _LOG.c.node_id, _LOG.c.court_name, _LOG.c.action, _LOG.c.args, _LOG.c.issued_by,
-        _LOG.c.issued_at, _LOG.c.outcome, _LOG.c.reason, _LOG.c.court_ms, _LOG.c.round_trip_ms, _LOG.c.replayed,
-        _LOG.c.announcement_id,
-    ).order_by(_LOG.c.issued_at.desc(), _LOG.c.command_id, _LOG.c.id)
+        c.command_id, c.node_id, c.court_name, c.action, c.args, c.issued_by, c.issued_at, c.outcome, c.reason,
+        c.court_ms, c.round_trip_ms, c.replayed, c.announcement_id,
+    ).order_by(COMMAND_LOG.c.issued_at.desc(), COMMAND_LOG.c.command_id, COMMAND_LOG.c.id)
     filters: list[ColumnElement[bool]] = []
     if node_ids:
-        filters.append(_LOG.c.node_id.in_(node_ids))
+        filters.append(COMMAND_LOG.c.node_id.in_(node_ids))
     if action is not None:
-        filters.append(_LOG.c.action == action)
+        filters.append(COMMAND_LOG.c.action == action)
     statement = statement.where(*filters)
     if whole_commands:
-        newest = func.max(_LOG.c.issued_at)
-        page = (select(_LOG.c.command_id).where(*filters).group_by(_LOG.c.command_id)
-                .order_by(newest.desc(), _LOG.c.command_id).limit(limit).offset(offset))
-        statement = statement.where(_LOG.c.command_id.in_(page.scalar_subquery()))
+        newest = func.max(COMMAND_LOG.c.issued_at)
+        page = (select(COMMAND_LOG.c.command_id).where(*filters).group_by(COMMAND_LOG.c.command_id)
+                .order_by(newest.desc(), COMMAND_LOG.c.command_id).limit(limit).offset(offset))
+        statement = statement.where(COMMAND_LOG.c.command_id.in_(page.scalar_subquery()))
     else:
         statement = statement.limit(limit).offset(offset)
     with engine.connect() as connection:

@@ -13,18 +13,15 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from master.db._engine import create_central_engine
-from master.db.models import ConsoleSession, ConsoleUser
+from master.db.tables import CONSOLE_SESSIONS, CONSOLE_USERS
 
 __all__ = ["MIN_PASSWORD_LENGTH", "AccountError", "AccountStore", "Principal", "token_digest"]
 
 MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-
-_USERS: Table = ConsoleUser.__table__  # type: ignore[assignment]
-_SESSIONS: Table = ConsoleSession.__table__  # type: ignore[assignment]
 
 
 class AccountError(ValueError):
@@ -62,9 +59,9 @@ class AccountStore:
         _check_username(username)
         digest = self._hash(password)
         with self._engine.begin() as connection:
-            if connection.execute(select(_USERS.c.id).where(_USERS.c.username == username)).first() is not None:
+            if connection.execute(select(CONSOLE_USERS.c.id).where(CONSOLE_USERS.c.username == username)).first() is not None:
                 raise AccountError(f"user {username!r} exists already (use `restrike master user passwd {username}`)")
-            connection.execute(insert(_USERS).values(username=username, password_hash=digest))
+            connection.execute(insert(CONSOLE_USERS).values(username=username, password_hash=digest))
 
     def set_password(self, username: str, password: str) -> None:
         """A new password ends every session of the user."""
@@ -72,24 +69,24 @@ class AccountStore:
         with self._engine.begin() as connection:
             user_id = self._user_id(connection, username)
             connection.execute(
-                update(_USERS).where(_USERS.c.id == user_id).values(password_hash=digest, password_changed_at=func.now())
+                update(CONSOLE_USERS).where(CONSOLE_USERS.c.id == user_id).values(password_hash=digest, password_changed_at=func.now())
             )
-            connection.execute(delete(_SESSIONS).where(_SESSIONS.c.user_id == user_id))
+            connection.execute(delete(CONSOLE_SESSIONS).where(CONSOLE_SESSIONS.c.user_id == user_id))
 
     def remove_user(self, username: str) -> None:
         with self._engine.begin() as connection:
             user_id = self._user_id(connection, username)
-            connection.execute(delete(_SESSIONS).where(_SESSIONS.c.user_id == user_id))
-            connection.execute(delete(_USERS).where(_USERS.c.id == user_id))
+            connection.execute(delete(CONSOLE_SESSIONS).where(CONSOLE_SESSIONS.c.user_id == user_id))
+            connection.execute(delete(CONSOLE_USERS).where(CONSOLE_USERS.c.id == user_id))
 
     def list_users(self) -> list[str]:
         with self._engine.connect() as connection:
-            return list(connection.execute(select(_USERS.c.username).order_by(_USERS.c.username)).scalars())
+            return list(connection.execute(select(CONSOLE_USERS.c.username).order_by(CONSOLE_USERS.c.username)).scalars())
 
     def check_password(self, username: str, password: str) -> bool:
         """True when the password is the user's; costs one argon2 verification either way."""
         with self._engine.connect() as connection:
-            stored = connection.execute(select(_USERS.c.password_hash).where(_USERS.c.username == username)).scalar()
+            stored = connection.execute(select(CONSOLE_USERS.c.password_hash).where(CONSOLE_USERS.c.username == username)).scalar()
         try:
             return self._hasher.verify(stored or self._dummy_hash, password) and stored is not None
         except (VerificationError, InvalidHashError):
@@ -100,9 +97,9 @@ class AccountStore:
     def create_session(self, username: str, token: str, now: dt.datetime, expires_at: dt.datetime, address: str | None) -> None:
         with self._engine.begin() as connection:
             user_id = self._user_id(connection, username)
-            connection.execute(delete(_SESSIONS).where(_SESSIONS.c.expires_at <= now))  # forget the expired ones
+            connection.execute(delete(CONSOLE_SESSIONS).where(CONSOLE_SESSIONS.c.expires_at <= now))  # forget the expired ones
             connection.execute(
-                insert(_SESSIONS).values(
+                insert(CONSOLE_SESSIONS).values(
                     token_hash=token_digest(token), user_id=user_id, created_at=now, expires_at=expires_at,
                     address=(address or "")[:64] or None,
                 )
@@ -110,9 +107,9 @@ class AccountStore:
 
     def find_session(self, token: str, now: dt.datetime) -> Principal | None:
         query = (
-            select(_USERS.c.username, _SESSIONS.c.expires_at)
-            .join(_USERS, _USERS.c.id == _SESSIONS.c.user_id)
-            .where(_SESSIONS.c.token_hash == token_digest(token))
+            select(CONSOLE_USERS.c.username, CONSOLE_SESSIONS.c.expires_at)
+            .join(CONSOLE_USERS, CONSOLE_USERS.c.id == CONSOLE_SESSIONS.c.user_id)
+            .where(CONSOLE_SESSIONS.c.token_hash == token_digest(token))
         )
         with self._engine.connect() as connection:
             row = connection.execute(query).first()
@@ -123,7 +120,7 @@ class AccountStore:
 
     def end_session(self, token: str) -> None:
         with self._engine.begin() as connection:
-            connection.execute(delete(_SESSIONS).where(_SESSIONS.c.token_hash == token_digest(token)))
+            connection.execute(delete(CONSOLE_SESSIONS).where(CONSOLE_SESSIONS.c.token_hash == token_digest(token)))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -133,7 +130,7 @@ class AccountStore:
         return self._hasher.hash(password)
 
     def _user_id(self, connection: Connection, username: str) -> int:
-        row = connection.execute(select(_USERS.c.id).where(_USERS.c.username == username)).first()
+        row = connection.execute(select(CONSOLE_USERS.c.id).where(CONSOLE_USERS.c.username == username)).first()
         if row is None:
             raise AccountError(f"no user {username!r} (see `restrike master user list`)")
         return int(row.id)

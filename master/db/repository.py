@@ -37,16 +37,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from master.db._engine import create_central_engine
 from master.db.errors import CentralStoreError, CentralStoreUnavailable
-from master.db.models import (
-    CentralIvrEvent,
-    CentralIvrReview,
-    CentralMatch,
-    CentralObsSession,
-    CentralPssEvent,
-    CentralSlaveNode,
-    CentralTournament,
-    CentralTournamentDay,
-)
+from master.db.tables import DAYS, EVENTS, IVR_EVENTS, IVR_REVIEWS, MATCHES, NODES, OBS_SESSIONS, TOURNAMENTS
 from shared.chapters import MatchStart
 from shared.pss.kinds import EventKind, codes_of
 from shared.records import EventRecord
@@ -68,17 +59,9 @@ __all__ = [
     "TriggerRow",
 ]
 
-_EVENTS: Table = CentralPssEvent.__table__  # type: ignore[assignment]
-_NODES: Table = CentralSlaveNode.__table__  # type: ignore[assignment]
-_TOURNAMENTS: Table = CentralTournament.__table__  # type: ignore[assignment]
-_DAYS: Table = CentralTournamentDay.__table__  # type: ignore[assignment]
-_MATCHES: Table = CentralMatch.__table__  # type: ignore[assignment]
-_SESSIONS: Table = CentralObsSession.__table__  # type: ignore[assignment]
-_IVR: Table = CentralIvrEvent.__table__  # type: ignore[assignment]
-_REVIEWS: Table = CentralIvrReview.__table__  # type: ignore[assignment]
 #: A replay without a review row is pending.
 PENDING = "pending"
-_RECORD_COLUMNS = [_EVENTS.c[name] for name in EventRecord.model_fields]
+_RECORD_COLUMNS = [EVENTS.c[name] for name in EventRecord.model_fields]
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +283,9 @@ class CentralRepository:
 
     def nodes(self) -> list[NodeRow]:
         """Every court the master has heard of, by node id."""
-        columns = [_NODES.c[f.name] for f in fields(NodeRow)]
+        columns = [NODES.c[f.name] for f in fields(NodeRow)]
         with self._read() as connection:
-            rows = connection.execute(select(*columns).order_by(_NODES.c.node_id)).all()
+            rows = connection.execute(select(*columns).order_by(NODES.c.node_id)).all()
         nodes = (NodeRow(*row) for row in rows)
         return [replace(n, last_seen=_utc(n.last_seen), heard_at=_utc(n.heard_at)) for n in nodes]
 
@@ -311,16 +294,16 @@ class CentralRepository:
         if not keys:
             return {}
         statement = (
-            select(_EVENTS.c.node_id, _EVENTS.c.epoch, func.max(_EVENTS.c.seq))
-            .where(tuple_(_EVENTS.c.node_id, _EVENTS.c.epoch).in_(list(keys)))
-            .group_by(_EVENTS.c.node_id, _EVENTS.c.epoch)
+            select(EVENTS.c.node_id, EVENTS.c.epoch, func.max(EVENTS.c.seq))
+            .where(tuple_(EVENTS.c.node_id, EVENTS.c.epoch).in_(list(keys)))
+            .group_by(EVENTS.c.node_id, EVENTS.c.epoch)
         )
         with self._read() as connection:
             return {(node_id, epoch): seq for node_id, epoch, seq in connection.execute(statement)}
 
     def event_counts(self) -> dict[str, int]:
         """Stored events per node id."""
-        statement = select(_EVENTS.c.node_id, func.count()).group_by(_EVENTS.c.node_id)
+        statement = select(EVENTS.c.node_id, func.count()).group_by(EVENTS.c.node_id)
         with self._read() as connection:
             return {node_id: count for node_id, count in connection.execute(statement)}
 
@@ -329,18 +312,18 @@ class CentralRepository:
     def tournaments(self) -> list[TournamentRow]:
         """Every tournament, the latest first."""
         statement = select(
-            _TOURNAMENTS.c.uuid, _TOURNAMENTS.c.name, _TOURNAMENTS.c.location,
-            _TOURNAMENTS.c.start_date, _TOURNAMENTS.c.end_date,
-        ).order_by(_TOURNAMENTS.c.start_date.desc().nulls_last(), _TOURNAMENTS.c.id.desc())
+            TOURNAMENTS.c.uuid, TOURNAMENTS.c.name, TOURNAMENTS.c.location,
+            TOURNAMENTS.c.start_date, TOURNAMENTS.c.end_date,
+        ).order_by(TOURNAMENTS.c.start_date.desc().nulls_last(), TOURNAMENTS.c.id.desc())
         with self._read() as connection:
             return [TournamentRow(*row) for row in connection.execute(statement)]
 
     def days(self, tournament_uuid: str | None = None) -> list[DayRow]:
         """Days of one tournament (or of all), in day order."""
-        statement = select(_DAYS.c.uuid, _DAYS.c.tournament_uuid, _DAYS.c.day_number, _DAYS.c.date)
+        statement = select(DAYS.c.uuid, DAYS.c.tournament_uuid, DAYS.c.day_number, DAYS.c.date)
         if tournament_uuid is not None:
-            statement = statement.where(_DAYS.c.tournament_uuid == tournament_uuid)
-        statement = statement.order_by(_DAYS.c.tournament_uuid, _DAYS.c.day_number)
+            statement = statement.where(DAYS.c.tournament_uuid == tournament_uuid)
+        statement = statement.order_by(DAYS.c.tournament_uuid, DAYS.c.day_number)
         with self._read() as connection:
             return [DayRow(*row) for row in connection.execute(statement)]
 
@@ -348,7 +331,7 @@ class CentralRepository:
         self, node_ids: Sequence[str], day_uuid: str, session_type: str, number: int
     ) -> list[SessionSpan]:
         """The time range of session ``number`` of a type on a day, per court node that has one."""
-        c = _SESSIONS.c
+        c = OBS_SESSIONS.c
         statement = (
             select(c.node_id, c.start_ms, c.end_ms)
             .where(c.node_id.in_(list(node_ids)), c.tournament_day_uuid == day_uuid,
@@ -361,9 +344,9 @@ class CentralRepository:
     def day_activity(self) -> list[tuple[str | None, str, int]]:
         """``(day uuid, node id, events)`` for every day and court that stored events (day None: untagged)."""
         statement = (
-            select(_EVENTS.c.tournament_day_uuid, _EVENTS.c.node_id, func.count())
-            .group_by(_EVENTS.c.tournament_day_uuid, _EVENTS.c.node_id)
-            .order_by(_EVENTS.c.tournament_day_uuid, _EVENTS.c.node_id)
+            select(EVENTS.c.tournament_day_uuid, EVENTS.c.node_id, func.count())
+            .group_by(EVENTS.c.tournament_day_uuid, EVENTS.c.node_id)
+            .order_by(EVENTS.c.tournament_day_uuid, EVENTS.c.node_id)
         )
         with self._read() as connection:
             return [(day, node, count) for day, node, count in connection.execute(statement)]
@@ -372,7 +355,7 @@ class CentralRepository:
 
     def day_categories(self, day_uuid: str) -> list[tuple[str, str, int]]:
         """``(node id, category, events)`` of one day."""
-        c = _EVENTS.c
+        c = EVENTS.c
         statement = (
             select(c.node_id, c.event_category, func.count())
             .where(c.tournament_day_uuid == day_uuid)
@@ -384,11 +367,11 @@ class CentralRepository:
 
     def day_triggers(self, day_uuid: str) -> list[TriggerRow]:
         """Every instant-replay trigger of one day, per court in time order, replays with their review."""
-        i, r = _IVR.c, _REVIEWS.c
+        i, r = IVR_EVENTS.c, IVR_REVIEWS.c
         statement = (
             select(i.node_id, i.trigger, i.outcome, i.match_number, i.challenge_by, i.challenge_result, i.requested_ms,
                    i.finished_ms, func.coalesce(r.state, literal(PENDING)), r.reviewer, r.reviewed_at)
-            .select_from(_IVR.outerjoin(_REVIEWS, r.ivr_uuid == i.uuid))
+            .select_from(IVR_EVENTS.outerjoin(IVR_REVIEWS, r.ivr_uuid == i.uuid))
             .where(i.tournament_day_uuid == day_uuid)
             .order_by(i.node_id, i.requested_ms, i.id)
         )
@@ -399,11 +382,11 @@ class CentralRepository:
     def match_starts(self, day_uuid: str, node_id: str) -> list[MatchStart]:
         """A court's ready moments (``rdy``) of one day in stream time, with their match (the court's
         ``youtube_chapters`` view, on the central tables)."""
-        e, m = _EVENTS.c, _MATCHES.c
+        e, m = EVENTS.c, MATCHES.c
         statement = (
             select(e.str_timestamp, m.match_number, m.phase, m.weight_class, m.blue_name, m.blue_noc, m.red_name,
                    m.red_noc)
-            .select_from(_EVENTS.join(_MATCHES, m.uuid == e.match_uuid))
+            .select_from(EVENTS.join(MATCHES, m.uuid == e.match_uuid))
             .where(e.tournament_day_uuid == day_uuid, e.node_id == node_id, e.code == "rdy", e.valid,
                    e.str_timestamp.is_not(None))
             .order_by(e.received_ms, e.id)
@@ -413,7 +396,7 @@ class CentralRepository:
 
     def stream_sessions(self, day_uuid: str, node_id: str) -> list[Session]:
         """A court's stream sessions of one day, in start order."""
-        c = _SESSIONS.c
+        c = OBS_SESSIONS.c
         statement = (
             select(c.session_number, c.start_ms, c.end_ms, c.time_offset_seconds, c.cumulative_offset_seconds)
             .where(c.tournament_day_uuid == day_uuid, c.node_id == node_id, c.session_type == SessionType.STREAM.value)
@@ -435,8 +418,8 @@ class CentralRepository:
         Keyset paging: a page never shifts when events are added, and asking for the next page
         costs the same at the start and at the end of a long day.
         """
-        statement = select(*_RECORD_COLUMNS, _EVENTS.c.id, _EVENTS.c.master_received_at).where(*self._where(flt))
-        statement = _keyset(statement, (_EVENTS.c.received_ms, _EVENTS.c.id), newest_first, after).limit(limit)
+        statement = select(*_RECORD_COLUMNS, EVENTS.c.id, EVENTS.c.master_received_at).where(*self._where(flt))
+        statement = _keyset(statement, (EVENTS.c.received_ms, EVENTS.c.id), newest_first, after).limit(limit)
         with self._read() as connection:
             rows = connection.execute(statement).all()
         width = len(_RECORD_COLUMNS)
@@ -450,7 +433,7 @@ class CentralRepository:
         ]
 
     def count_events(self, flt: EventFilter) -> int:
-        statement = select(func.count()).select_from(_EVENTS).where(*self._where(flt))
+        statement = select(func.count()).select_from(EVENTS).where(*self._where(flt))
         with self._read() as connection:
             return int(connection.execute(statement).scalar_one())
 
@@ -460,8 +443,8 @@ class CentralRepository:
         self, flt: MatchFilter, *, limit: int, newest_first: bool = True, after: RowPosition | None = None
     ) -> list[MatchRow]:
         """A page of matches in load order (load time, then row id), starting after ``after``."""
-        c = _MATCHES.c
-        where = _scope_terms(_MATCHES, flt)
+        c = MATCHES.c
+        where = _scope_terms(MATCHES, flt)
         if flt.statuses:
             where.append(c.status.in_(flt.statuses))
         names = [f.name for f in fields(MatchRow) if f.name != "position"]
@@ -472,7 +455,7 @@ class CentralRepository:
 
     def day_matches(self) -> list[tuple[str | None, str, int]]:
         """``(day uuid, node id, matches)`` for every day and court that loaded matches."""
-        c = _MATCHES.c
+        c = MATCHES.c
         statement = (
             select(c.tournament_day_uuid, c.node_id, func.count())
             .group_by(c.tournament_day_uuid, c.node_id)
@@ -487,7 +470,7 @@ class CentralRepository:
         self, flt: IvrFilter, *, limit: int, newest_first: bool = True, after: RowPosition | None = None
     ) -> list[IvrRow]:
         """A page of replays in request order (court's request time, then row id) with their reviews."""
-        i, m, r = _IVR.c, _MATCHES.c, _REVIEWS.c
+        i, m, r = IVR_EVENTS.c, MATCHES.c, IVR_REVIEWS.c
         state = func.coalesce(r.state, literal(PENDING))
         where: list[ColumnElement[bool]] = [i.trigger == "replay"]
         if flt.node_ids:
@@ -505,7 +488,7 @@ class CentralRepository:
                 i.clip_bytes, i.requested_ms, state.label("state"), func.coalesce(r.notes, "").label("notes"),
                 r.reviewer, r.reviewed_at, i.id,
             )
-            .select_from(_IVR.outerjoin(_MATCHES, m.uuid == i.match_uuid).outerjoin(_REVIEWS, r.ivr_uuid == i.uuid))
+            .select_from(IVR_EVENTS.outerjoin(MATCHES, m.uuid == i.match_uuid).outerjoin(IVR_REVIEWS, r.ivr_uuid == i.uuid))
             .where(*where)
         )
         statement = _keyset(statement, (i.requested_ms, i.id), newest_first, after).limit(limit)
@@ -520,7 +503,7 @@ class CentralRepository:
         """The replay UUID of each ``(node id, clip path)`` asked for that a court reported (absent: none)."""
         if not pairs:
             return {}
-        i = _IVR.c
+        i = IVR_EVENTS.c
         statement = select(i.node_id, i.clip_path, i.uuid).where(
             i.trigger == "replay", tuple_(i.node_id, i.clip_path).in_(list(pairs))
         )
@@ -536,7 +519,7 @@ class CentralRepository:
         ``reviewer`` and ``reviewed_at`` change only with the state, so a note added later does
         not move the time a replay was reviewed.
         """
-        i, r = _IVR.c, _REVIEWS.c
+        i, r = IVR_EVENTS.c, IVR_REVIEWS.c
         with self._write() as connection:
             known = set(connection.execute(select(i.uuid).where(i.trigger == "replay", i.uuid.in_(list(uuids)))).scalars())
             found = [uuid for uuid in dict.fromkeys(uuids) if uuid in known]
@@ -562,8 +545,8 @@ class CentralRepository:
         return found
 
     def _where(self, flt: EventFilter) -> list[ColumnElement[bool]]:
-        c = _EVENTS.c
-        where = _scope_terms(_EVENTS, flt)
+        c = EVENTS.c
+        where = _scope_terms(EVENTS, flt)
         if flt.categories:
             where.append(c.event_category.in_(flt.categories))
         if flt.kinds:
@@ -589,7 +572,7 @@ class CentralRepository:
 
     def _insert(self, connection: Connection) -> Any:
         """The dialect's INSERT (both have ON CONFLICT), for the one upsert here."""
-        return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(_REVIEWS)
+        return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(IVR_REVIEWS)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

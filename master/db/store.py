@@ -31,16 +31,7 @@ from sqlalchemy.schema import CreateTable
 from master.approvals import CourtApproval, Verdict, judge
 from master.db._engine import create_central_engine
 from master.db.errors import CentralDatabaseUnusable, CentralStoreError, CentralStoreUnavailable
-from master.db.models import (
-    CentralChangeCursor,
-    CentralIvrEvent,
-    CentralMatch,
-    CentralObsSession,
-    CentralPssEvent,
-    CentralSlaveNode,
-    CentralTournament,
-    CentralTournamentDay,
-)
+from master.db.tables import CHANGE_CURSORS, DAYS, EVENTS, IVR_EVENTS, MATCHES, NODES, OBS_SESSIONS, TOURNAMENTS
 from shared.changes import EVENT_CHANGE_FIELDS, EventChange, IvrEventRecord, MatchRecord, RowChange, SessionRecord
 from shared.records import EventRecord
 
@@ -50,22 +41,13 @@ logger = logging.getLogger(__name__)
 
 SQLITE_FILE_NAME = "central.sqlite3"
 
-_EVENTS: Table = CentralPssEvent.__table__  # type: ignore[assignment]
-_NODES: Table = CentralSlaveNode.__table__  # type: ignore[assignment]
-_TOURNAMENTS: Table = CentralTournament.__table__  # type: ignore[assignment]
-_DAYS: Table = CentralTournamentDay.__table__  # type: ignore[assignment]
-_SESSIONS: Table = CentralObsSession.__table__  # type: ignore[assignment]
-_MATCHES: Table = CentralMatch.__table__  # type: ignore[assignment]
-_IVR: Table = CentralIvrEvent.__table__  # type: ignore[assignment]
-_CURSORS: Table = CentralChangeCursor.__table__  # type: ignore[assignment]
-
-_EVENT_KEY = [_EVENTS.c.node_id, _EVENTS.c.epoch, _EVENTS.c.seq]
+_EVENT_KEY = [EVENTS.c.node_id, EVENTS.c.epoch, EVENTS.c.seq]
 _RECORD_FIELDS = tuple(EventRecord.model_fields)
-_RECORD_COLUMNS = [_EVENTS.c[name] for name in _RECORD_FIELDS]
-_INSERTED_COLUMNS = [*_RECORD_COLUMNS, _EVENTS.c.master_received_at]
+_RECORD_COLUMNS = [EVENTS.c[name] for name in _RECORD_FIELDS]
+_INSERTED_COLUMNS = [*_RECORD_COLUMNS, EVENTS.c.master_received_at]
 
 _SQLITE_INSERT = (
-    sqlite.insert(_EVENTS).on_conflict_do_nothing(index_elements=_EVENT_KEY).returning(_EVENTS.c.node_id)
+    sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=_EVENT_KEY).returning(EVENTS.c.node_id)
 )
 # PostgreSQL bulk path: per-connection temporary table, emptied at every commit.
 _STAGING = Table(
@@ -81,19 +63,19 @@ _STAGING_TYPES = [
 ]
 _COPY_SQL = f"COPY {_STAGING.name} ({', '.join(_STAGING.c.keys())}) FROM STDIN (FORMAT BINARY)"
 _PG_INSERT_FROM_STAGING = (
-    postgresql.insert(_EVENTS)
+    postgresql.insert(EVENTS)
     .from_select(_INSERTED_COLUMNS, select(_STAGING))
     .on_conflict_do_nothing(index_elements=_EVENT_KEY)
-    .returning(_EVENTS.c.node_id)
+    .returning(EVENTS.c.node_id)
 )
-_NODE_FIELDS = frozenset(_NODES.c.keys()) - {"id", "node_id"}
+_NODE_FIELDS = frozenset(NODES.c.keys()) - {"id", "node_id"}
 #: Node states that only an approval changes (never a heartbeat).
 _NOT_LINKED = ("pending", "revoked")
 _SESSION_KEY = [
-    _SESSIONS.c.node_id,
-    _SESSIONS.c.tournament_day_uuid,
-    _SESSIONS.c.session_type,
-    _SESSIONS.c.session_number,
+    OBS_SESSIONS.c.node_id,
+    OBS_SESSIONS.c.tournament_day_uuid,
+    OBS_SESSIONS.c.session_type,
+    OBS_SESSIONS.c.session_number,
 ]
 # The state a row change carries, column by column (the model's fields less its discriminator).
 _MATCH_FIELDS = tuple(name for name in MatchRecord.model_fields if name != "kind")
@@ -101,12 +83,12 @@ _SESSION_FIELDS = tuple(name for name in SessionRecord.model_fields if name != "
 _IVR_FIELDS = tuple(name for name in IvrEventRecord.model_fields if name != "kind")
 # An event change updates the row only if it is newer than the state the row holds.
 _EVENT_CHANGE = (
-    update(_EVENTS)
+    update(EVENTS)
     .where(
-        _EVENTS.c.node_id == bindparam("b_node_id"),
-        _EVENTS.c.epoch == bindparam("b_epoch"),
-        _EVENTS.c.seq == bindparam("b_seq"),
-        _EVENTS.c.rev < bindparam("b_rev"),
+        EVENTS.c.node_id == bindparam("b_node_id"),
+        EVENTS.c.epoch == bindparam("b_epoch"),
+        EVENTS.c.seq == bindparam("b_seq"),
+        EVENTS.c.rev < bindparam("b_rev"),
     )
     .values({name: bindparam(f"b_{name}") for name in (*EVENT_CHANGE_FIELDS, "rev")})
 )
@@ -197,11 +179,11 @@ class CentralStore:
             stored = Counter(connection.execute(_SQLITE_INSERT, rows).scalars())
         for node_id in sorted(received):  # one lock order, so concurrent batches cannot deadlock
             connection.execute(
-                update(_NODES)
-                .where(_NODES.c.node_id == node_id)
+                update(NODES)
+                .where(NODES.c.node_id == node_id)
                 .values(
-                    events_received=_NODES.c.events_received + received[node_id],
-                    events_stored=_NODES.c.events_stored + stored[node_id],
+                    events_received=NODES.c.events_received + received[node_id],
+                    events_stored=NODES.c.events_stored + stored[node_id],
                 )
             )
         return stored.total()
@@ -236,25 +218,25 @@ class CentralStore:
             )
         if matches:
             connection.execute(
-                self._newer_upsert(_MATCHES, [_MATCHES.c.uuid]),
+                self._newer_upsert(MATCHES, [MATCHES.c.uuid]),
                 [{**c.model_dump(exclude={"kind"}), "node_id": node_id, "epoch": epoch} for c in matches],
             )
         if sessions:
             connection.execute(
-                self._newer_upsert(_SESSIONS, _SESSION_KEY),
+                self._newer_upsert(OBS_SESSIONS, _SESSION_KEY),
                 [{**c.model_dump(exclude={"kind"}), "node_id": node_id, "epoch": epoch} for c in sessions],
             )
         if ivr_events:
             connection.execute(
-                self._newer_upsert(_IVR, [_IVR.c.uuid]),
+                self._newer_upsert(IVR_EVENTS, [IVR_EVENTS.c.uuid]),
                 [{**c.model_dump(exclude={"kind"}), "node_id": node_id, "epoch": epoch} for c in ivr_events],
             )
-        statement = self._insert(_CURSORS).values(node_id=node_id, epoch=epoch, rev=change_set.through_rev)
+        statement = self._insert(CHANGE_CURSORS).values(node_id=node_id, epoch=epoch, rev=change_set.through_rev)
         connection.execute(
             statement.on_conflict_do_update(
-                index_elements=[_CURSORS.c.node_id, _CURSORS.c.epoch],
+                index_elements=[CHANGE_CURSORS.c.node_id, CHANGE_CURSORS.c.epoch],
                 set_={"rev": statement.excluded.rev},
-                where=_CURSORS.c.rev < statement.excluded.rev,
+                where=CHANGE_CURSORS.c.rev < statement.excluded.rev,
             )
         )
 
@@ -271,16 +253,16 @@ class CentralStore:
 
     def change_cursor(self, node_id: str) -> dict[str, int]:
         """Per database epoch of a court, the revision up to which its row changes are applied."""
-        statement = select(_CURSORS.c.epoch, _CURSORS.c.rev).where(_CURSORS.c.node_id == node_id)
+        statement = select(CHANGE_CURSORS.c.epoch, CHANGE_CURSORS.c.rev).where(CHANGE_CURSORS.c.node_id == node_id)
         with self._begin() as connection:
             return {epoch: rev for epoch, rev in connection.execute(statement)}
 
     def fetch_matches(self, node_id: str) -> list[MatchRecord]:
         """A court's matches as its database holds them, in load order."""
         statement = (
-            select(*(_MATCHES.c[name] for name in _MATCH_FIELDS))
-            .where(_MATCHES.c.node_id == node_id)
-            .order_by(_MATCHES.c.loaded_ms, _MATCHES.c.uuid)
+            select(*(MATCHES.c[name] for name in _MATCH_FIELDS))
+            .where(MATCHES.c.node_id == node_id)
+            .order_by(MATCHES.c.loaded_ms, MATCHES.c.uuid)
         )
         with self._begin() as connection:
             return [MatchRecord.model_validate(dict(row)) for row in connection.execute(statement).mappings()]
@@ -288,9 +270,9 @@ class CentralStore:
     def fetch_ivr_events(self, node_id: str) -> list[IvrEventRecord]:
         """A court's trigger log (match ready, replay, review over), oldest first."""
         statement = (
-            select(*(_IVR.c[name] for name in _IVR_FIELDS))
-            .where(_IVR.c.node_id == node_id)
-            .order_by(_IVR.c.requested_ms, _IVR.c.uuid)
+            select(*(IVR_EVENTS.c[name] for name in _IVR_FIELDS))
+            .where(IVR_EVENTS.c.node_id == node_id)
+            .order_by(IVR_EVENTS.c.requested_ms, IVR_EVENTS.c.uuid)
         )
         with self._begin() as connection:
             return [IvrEventRecord.model_validate(dict(row)) for row in connection.execute(statement).mappings()]
@@ -298,9 +280,9 @@ class CentralStore:
     def fetch_sessions(self, node_id: str) -> list[SessionRecord]:
         """A court's OBS sessions, by day, type and number."""
         statement = (
-            select(*(_SESSIONS.c[name] for name in _SESSION_FIELDS))
-            .where(_SESSIONS.c.node_id == node_id)
-            .order_by(_SESSIONS.c.tournament_day_uuid, _SESSIONS.c.session_type, _SESSIONS.c.session_number)
+            select(*(OBS_SESSIONS.c[name] for name in _SESSION_FIELDS))
+            .where(OBS_SESSIONS.c.node_id == node_id)
+            .order_by(OBS_SESSIONS.c.tournament_day_uuid, OBS_SESSIONS.c.session_type, OBS_SESSIONS.c.session_number)
         )
         with self._begin() as connection:
             return [SessionRecord.model_validate(dict(row)) for row in connection.execute(statement).mappings()]
@@ -308,26 +290,26 @@ class CentralStore:
     def last_stored(self, node_id: str) -> dict[str, int]:
         """Highest stored ``seq`` per epoch of a node: where its catch-up resumes."""
         statement = (
-            select(_EVENTS.c.epoch, func.max(_EVENTS.c.seq))
-            .where(_EVENTS.c.node_id == node_id)
-            .group_by(_EVENTS.c.epoch)
+            select(EVENTS.c.epoch, func.max(EVENTS.c.seq))
+            .where(EVENTS.c.node_id == node_id)
+            .group_by(EVENTS.c.epoch)
         )
         with self._begin() as connection:
             return {epoch: seq for epoch, seq in connection.execute(statement)}
 
     def last_seq(self, node_id: str, epoch: str) -> int:
         """Highest stored ``seq`` of one epoch of a node, 0 when nothing is stored."""
-        statement = select(func.coalesce(func.max(_EVENTS.c.seq), 0)).where(
-            _EVENTS.c.node_id == node_id, _EVENTS.c.epoch == epoch
+        statement = select(func.coalesce(func.max(EVENTS.c.seq), 0)).where(
+            EVENTS.c.node_id == node_id, EVENTS.c.epoch == epoch
         )
         with self._begin() as connection:
             return int(connection.execute(statement).scalar_one())
 
     def count_events(self, node_id: str | None = None) -> int:
         """Stored events, of one node or of all."""
-        statement = select(func.count()).select_from(_EVENTS)
+        statement = select(func.count()).select_from(EVENTS)
         if node_id is not None:
-            statement = statement.where(_EVENTS.c.node_id == node_id)
+            statement = statement.where(EVENTS.c.node_id == node_id)
         with self._begin() as connection:
             return int(connection.execute(statement).scalar_one())
 
@@ -335,8 +317,8 @@ class CentralStore:
         """One epoch of a node as the slave stored it, in ``seq`` order."""
         statement = (
             select(*_RECORD_COLUMNS)
-            .where(_EVENTS.c.node_id == node_id, _EVENTS.c.epoch == epoch)
-            .order_by(_EVENTS.c.seq)
+            .where(EVENTS.c.node_id == node_id, EVENTS.c.epoch == epoch)
+            .order_by(EVENTS.c.seq)
         )
         with self._begin() as connection:
             rows = connection.execute(statement).mappings().all()
@@ -349,29 +331,29 @@ class CentralStore:
         unknown = fields.keys() - _NODE_FIELDS
         if unknown:
             raise TypeError(f"unknown node field(s): {', '.join(sorted(unknown))}")
-        statement = self._insert(_NODES).values(node_id=node_id, **fields)
+        statement = self._insert(NODES).values(node_id=node_id, **fields)
         if fields:
             updates: dict[str, Any] = dict(fields)
             if "status" in fields:  # a late heartbeat of a court revoked meanwhile must not bring it back
                 updates["status"] = case(
-                    (_NODES.c.status.in_(_NOT_LINKED), _NODES.c.status), else_=statement.excluded.status
+                    (NODES.c.status.in_(_NOT_LINKED), NODES.c.status), else_=statement.excluded.status
                 )
-            statement = statement.on_conflict_do_update(index_elements=[_NODES.c.node_id], set_=updates)
+            statement = statement.on_conflict_do_update(index_elements=[NODES.c.node_id], set_=updates)
         else:
-            statement = statement.on_conflict_do_nothing(index_elements=[_NODES.c.node_id])
+            statement = statement.on_conflict_do_nothing(index_elements=[NODES.c.node_id])
         with self._begin() as connection:
             connection.execute(statement)
 
     def mark_offline(self, node_id: str) -> None:
         """Flag an online node offline (missed heartbeats); unknown, pending and revoked nodes are left alone."""
-        statement = update(_NODES).where(_NODES.c.node_id == node_id, _NODES.c.status == "online").values(status="offline")
+        statement = update(NODES).where(NODES.c.node_id == node_id, NODES.c.status == "online").values(status="offline")
         with self._begin() as connection:
             connection.execute(statement)
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """Every known node with all its columns, by ``node_id``."""
         with self._begin() as connection:
-            rows = connection.execute(select(_NODES).order_by(_NODES.c.node_id)).mappings().all()
+            rows = connection.execute(select(NODES).order_by(NODES.c.node_id)).mappings().all()
         return [dict(row) for row in rows]
 
     # --- court approval (CURVE keys) ------------------------------------------------------
@@ -383,26 +365,26 @@ class CentralStore:
         pinned one is remembered as refused. Returns the node's approval after the offer."""
         now = dt.datetime.now(dt.UTC)
         with self._begin() as connection:
-            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().first()
+            row = connection.execute(select(NODES).where(NODES.c.node_id == node_id)).mappings().first()
             current = _approval(row) if row is not None else None
             verdict = judge(current, key)
             if row is None:
-                connection.execute(_NODES.insert().values(
+                connection.execute(NODES.insert().values(
                     node_id=node_id, status="pending", approved=False, court_name=court_name, address=address,
                     pub_port=pub_port, router_port=router_port, offered_key=key, offered_at=now, offered_from=address,
                 ))
             elif verdict is Verdict.REFUSED or (verdict is not Verdict.APPROVED and key is not None):
-                connection.execute(update(_NODES).where(_NODES.c.node_id == node_id).values(
+                connection.execute(update(NODES).where(NODES.c.node_id == node_id).values(
                     offered_key=key, offered_at=now, offered_from=address,
                 ))
-            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().one()
+            row = connection.execute(select(NODES).where(NODES.c.node_id == node_id)).mappings().one()
         return _approval(row)
 
     def approve_court(self, node_id: str, key: str | None = None, *, by: str, replace: bool = False) -> CourtApproval:
         """Pin ``key`` (default: the key the court offered) for a node; raises ``LookupError`` or
         ``ValueError`` with what the director should do instead."""
         with self._begin() as connection:
-            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().first()
+            row = connection.execute(select(NODES).where(NODES.c.node_id == node_id)).mappings().first()
             current = _approval(row) if row is not None else None
             pinned = key or (current.offered_key if current else None)
             if pinned is None:
@@ -420,28 +402,28 @@ class CentralStore:
                 "offered_key": None, "offered_at": None, "offered_from": None,
             }
             if current is None:
-                connection.execute(_NODES.insert().values(node_id=node_id, status="offline", **values))
+                connection.execute(NODES.insert().values(node_id=node_id, status="offline", **values))
             else:
                 status = "offline" if current.status in ("pending", "revoked") else current.status
-                connection.execute(update(_NODES).where(_NODES.c.node_id == node_id).values(status=status, **values))
-            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().one()
+                connection.execute(update(NODES).where(NODES.c.node_id == node_id).values(status=status, **values))
+            row = connection.execute(select(NODES).where(NODES.c.node_id == node_id)).mappings().one()
         return _approval(row)
 
     def revoke_court(self, node_id: str) -> CourtApproval:
         """Withdraw a node's approval: the master drops its link and ignores it from now on."""
         with self._begin() as connection:
-            result = connection.execute(update(_NODES).where(_NODES.c.node_id == node_id).values(
+            result = connection.execute(update(NODES).where(NODES.c.node_id == node_id).values(
                 approved=False, public_key=None, status="revoked",
             ))
             if result.rowcount == 0:
                 raise LookupError(f"no court with node id {node_id!r} (see `restrike master status`)")
-            row = connection.execute(select(_NODES).where(_NODES.c.node_id == node_id)).mappings().one()
+            row = connection.execute(select(NODES).where(NODES.c.node_id == node_id)).mappings().one()
         return _approval(row)
 
     def court_approvals(self) -> dict[str, CourtApproval]:
         """Every node's approval, by node id."""
         with self._begin() as connection:
-            rows = connection.execute(select(_NODES)).mappings().all()
+            rows = connection.execute(select(NODES)).mappings().all()
         return {row["node_id"]: _approval(row) for row in rows}
 
     # --- tournaments ----------------------------------------------------------------------
@@ -458,10 +440,10 @@ class CentralStore:
         """Create or replace a tournament by the UUID the slaves share."""
         values = {"name": name, "location": location, "start_date": start_date, "end_date": end_date}
         statement = (
-            self._insert(_TOURNAMENTS)
+            self._insert(TOURNAMENTS)
             .values(uuid=uuid, **values)
             .on_conflict_do_update(
-                index_elements=[_TOURNAMENTS.c.uuid], set_={**values, "updated_at": func.now()}
+                index_elements=[TOURNAMENTS.c.uuid], set_={**values, "updated_at": func.now()}
             )
         )
         with self._begin() as connection:
@@ -479,9 +461,9 @@ class CentralStore:
         """Create or replace a tournament day by its UUID; its tournament must exist."""
         values = {"tournament_uuid": tournament_uuid, "day_number": day_number, "date": date, "name": name}
         statement = (
-            self._insert(_DAYS)
+            self._insert(DAYS)
             .values(uuid=uuid, **values)
-            .on_conflict_do_update(index_elements=[_DAYS.c.uuid], set_=values)
+            .on_conflict_do_update(index_elements=[DAYS.c.uuid], set_=values)
         )
         with self._begin() as connection:
             connection.execute(statement)
@@ -493,13 +475,13 @@ class CentralStore:
         the director entered at the master (location, dates) is never overwritten by a heartbeat."""
         with self._begin() as connection:
             connection.execute(
-                self._insert(_TOURNAMENTS).values(uuid=tournament_uuid, name=tournament_name)
-                .on_conflict_do_nothing(index_elements=[_TOURNAMENTS.c.uuid])
+                self._insert(TOURNAMENTS).values(uuid=tournament_uuid, name=tournament_name)
+                .on_conflict_do_nothing(index_elements=[TOURNAMENTS.c.uuid])
             )
             connection.execute(
-                self._insert(_DAYS).values(uuid=day_uuid, tournament_uuid=tournament_uuid, day_number=day_number,
+                self._insert(DAYS).values(uuid=day_uuid, tournament_uuid=tournament_uuid, day_number=day_number,
                                            date=date)
-                .on_conflict_do_nothing(index_elements=[_DAYS.c.uuid])
+                .on_conflict_do_nothing(index_elements=[DAYS.c.uuid])
             )
 
     # --- helpers ----------------------------------------------------------------------
