@@ -24,6 +24,7 @@ from master.config import DEFAULT_MASTER_DIR, MasterConfig, load_master_config
 from runtime.errors import OperatorError
 from runtime.logs import setup_logging
 from shared.match_state import MatchStatus
+from shared.pss import Category
 from shared.pss.kinds import EventKind
 from shared.records import EXPORT_COLUMNS
 
@@ -271,7 +272,7 @@ def events(
     match: MatchOpt = None,
     category: Annotated[
         list[str] | None,
-        typer.Option(help="Category (repeatable): P punch, TB body, H head, TH turning head, K hit level, R referee, O other"),
+        typer.Option(help=f"Category (repeatable): {Category.legend()}"),
     ] = None,
     kind: Annotated[
         list[str] | None,

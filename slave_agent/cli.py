@@ -132,7 +132,7 @@ def events(
     match: Annotated[str | None, typer.Option(help="Match number, e.g. 101 or 245.A")] = None,
     category: Annotated[
         list[str] | None,
-        typer.Option(help="Category (repeatable): P punch, TB body, H head, TH turning head, K hit level, R referee, O other"),
+        typer.Option(help=f"Category (repeatable): {Category.legend()}"),
     ] = None,
     kind: Annotated[
         list[str] | None,

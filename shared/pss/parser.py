@@ -43,6 +43,11 @@ class Category(StrEnum):
     REFEREE = "R"
     OTHER = "O"
 
+    @classmethod
+    def legend(cls) -> str:
+        """Every category with its name, for help texts: ``K hit level, P punch, ...``."""
+        return ", ".join(f"{category.value} {category.name.lower().replace('_', ' ')}" for category in cls)
+
 
 @dataclass(frozen=True, slots=True)
 class PssEvent:

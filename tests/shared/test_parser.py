@@ -307,3 +307,9 @@ def test_protocol_like_text_never_raises(tokens: list[str]) -> None:
 def test_score_and_warnings_may_come_one_side_at_a_time(line: str, fields: dict) -> None:
     event = parse_line(line)
     assert event.valid and event.fields == fields
+
+
+def test_the_category_legend_names_each_of_the_seven_once() -> None:
+    entries = Category.legend().split(", ")
+    assert [entry.split(" ", 1)[0] for entry in entries] == [category.value for category in Category]
+    assert "TB body" in entries and "R referee" in entries and len(entries) == 7
